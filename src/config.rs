@@ -17,7 +17,9 @@ pub struct AzureWorkspaceRef {
 pub enum WorkspaceTarget {
     Azure(AzureWorkspaceRef),
     /// The embedded workspace; `root` is the folder holding its SQLite store and runs.
-    Local { root: PathBuf },
+    Local {
+        root: PathBuf,
+    },
 }
 
 /// Everything discovery resolved for one invocation.

@@ -26,7 +26,11 @@ pub struct UserError {
 
 impl UserError {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), hint: None }
+        Self {
+            code,
+            message: message.into(),
+            hint: None,
+        }
     }
     /// A general failure (exit 1).
     pub fn failed(message: impl Into<String>) -> Self {
@@ -93,6 +97,9 @@ fn as_exit_coded<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         return Some(e);
     }
     if let Some(e) = cause.downcast_ref::<crate::workspace::WorkspaceError>() {
+        return Some(e);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::model::ModelError>() {
         return Some(e);
     }
     None

@@ -26,7 +26,10 @@ pub enum OutputError {
     #[error("output metadata file {0} already exists")]
     MetadataFileExists(PathBuf),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -93,11 +96,17 @@ fn write_metadata_file(path: &PathBuf, value: &Value) -> Result<(), OutputError>
         .open(path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => OutputError::MetadataFileExists(path.clone()),
-            _ => OutputError::Write { path: path.clone(), source: e },
+            _ => OutputError::Write {
+                path: path.clone(),
+                source: e,
+            },
         })?;
     let text = serde_json::to_string_pretty(value).expect("a Value always serializes");
     file.write_all(text.as_bytes())
-        .map_err(|e| OutputError::Write { path: path.clone(), source: e })
+        .map_err(|e| OutputError::Write {
+            path: path.clone(),
+            source: e,
+        })
 }
 
 /// Render `value` in `format` after applying `query`. The returned text ends with a newline
@@ -106,6 +115,9 @@ pub fn render(value: &Value, format: Format, query: Option<&str>) -> Result<Stri
     let _ = query; // JMESPath lands with the output work; json only for now.
     match format {
         Format::None => Ok(String::new()),
-        _ => Ok(format!("{}\n", serde_json::to_string_pretty(value).expect("Value serializes"))),
+        _ => Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(value).expect("Value serializes")
+        )),
     }
 }

@@ -14,7 +14,11 @@ pub enum WorkspaceError {
     #[error("{what} needs an Azure workspace")]
     NeedsAzure { what: String },
     #[error("{what} is not supported by the {backend} workspace")]
-    Unsupported { what: String, backend: &'static str, hint: Option<String> },
+    Unsupported {
+        what: String,
+        backend: &'static str,
+        hint: Option<String>,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

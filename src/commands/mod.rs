@@ -11,7 +11,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::SUCCESS };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
             let _ = e.print();
             return code;
         }
@@ -38,7 +42,12 @@ fn printer_for(cli: &Cli) -> Printer {
     } else {
         Verbosity::Normal
     };
-    Printer { format: g.output, query: g.query.clone(), verbosity, metadata_file: None }
+    Printer {
+        format: g.output,
+        query: g.query.clone(),
+        verbosity,
+        metadata_file: None,
+    }
 }
 
 fn dispatch(cli: Cli, _printer: &Printer) -> anyhow::Result<i32> {

@@ -46,3 +46,26 @@ pub struct DockerSection {
     pub base_image: Option<String>,
     pub base_dockerfile: Option<String>,
 }
+
+use super::{ModelError, Warning};
+use std::path::Path;
+
+/// Find the file `-c NAME` means: a path, else `<project>/.azureml/NAME`,
+/// `<project>/.azureml/NAME.runconfig`, `<project>/NAME.runconfig` (also `aml_config/`).
+pub fn resolve_path(name: &str, project_dir: &Path) -> Result<PathBuf, ModelError> {
+    let _ = project_dir;
+    Err(ModelError::NotFound {
+        message: format!("run configuration '{name}' not found"),
+        hint: None,
+    })
+}
+
+/// Parse and validate a runconfig file, pushing non-fatal findings to `warnings`.
+pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<RunConfig, ModelError> {
+    let _ = warnings;
+    Err(ModelError::InFile {
+        file: path.into(),
+        message: "runconfig parsing is not available yet".into(),
+        hint: None,
+    })
+}
