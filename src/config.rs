@@ -1,8 +1,18 @@
 //! Which workspace a command talks to: flags, then `.azureml/config.json`
 //! (both v1 forms) found by walking up from `--path`, then environment; and
 //! when nothing names an Azure workspace, the embedded local workspace.
+//!
+//! Config file forms accepted (in every discovery location):
+//! - SDK form: `{"subscription_id": …, "resource_group": …, "workspace_name": …}`
+//!   (an optional `"experiment_name"` is honoured too);
+//! - v1 project form: `{"Id": "<experiment>", "Scope": "/subscriptions/<s>/resourceGroups/<g>/
+//!   providers/Microsoft.MachineLearningServices/workspaces/<w>/projects/<experiment>"}`;
+//! - azml's local form, written by `folder attach` without Azure flags:
+//!   `{"local_workspace": true, "experiment_name": "<experiment>"}`.
 
-use std::path::PathBuf;
+use crate::error::{ExitCoded, exit};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
 
 /// An Azure ML workspace named by subscription, resource group and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +20,16 @@ pub struct AzureWorkspaceRef {
     pub subscription_id: String,
     pub resource_group: String,
     pub workspace_name: String,
+}
+
+impl AzureWorkspaceRef {
+    /// The ARM id of the workspace, as v1's `Scope` started.
+    pub fn arm_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            self.subscription_id, self.resource_group, self.workspace_name
+        )
+    }
 }
 
 /// The backend a command runs against, after discovery.
@@ -32,4 +52,383 @@ pub struct ResolvedWorkspace {
     pub project_dir: PathBuf,
     /// The config file discovery used, if any.
     pub config_file: Option<PathBuf>,
+}
+
+/// What the command line said about the workspace (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct WorkspaceSelection {
+    pub path: PathBuf,
+    pub subscription_id: Option<String>,
+    pub resource_group: Option<String>,
+    pub workspace_name: Option<String>,
+    pub experiment: Option<String>,
+}
+
+/// Why discovery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}:{column}: invalid JSON: {message}")]
+    Malformed {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the Azure workspace is only partly specified: missing {missing}")]
+    Incomplete { missing: String },
+    #[error("invalid {kind} name '{name}': {rule}")]
+    BadName {
+        kind: &'static str,
+        name: String,
+        rule: &'static str,
+    },
+    #[error("--path {0} is not a directory")]
+    BadPath(PathBuf),
+}
+
+impl ExitCoded for ConfigError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            ConfigError::Incomplete { .. }
+            | ConfigError::BadName { .. }
+            | ConfigError::BadPath(_) => exit::USAGE,
+            _ => exit::ERROR,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Incomplete { .. } => Some(
+                "pass -w NAME -g GROUP --subscription-id ID (or set AZML_WORKSPACE_NAME, \
+                 AZML_RESOURCE_GROUP, AZURE_SUBSCRIPTION_ID), or none of them for the local workspace"
+                    .into(),
+            ),
+            ConfigError::BadName { kind, .. } => Some(format!(
+                "{kind} names start with a letter or digit and continue with letters, digits, '_' or '-'"
+            )),
+            ConfigError::Malformed { .. } | ConfigError::Invalid { .. } => Some(
+                "fix the file, or run `azml folder attach` in a fresh folder to see a valid one".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The files v1 looked for in each folder, in order.
+pub const CONFIG_CANDIDATES: [&str; 6] = [
+    ".azureml/config.json",
+    ".azureml/project.json",
+    "aml_config/config.json",
+    "aml_config/project.json",
+    "config.json",
+    "project.json",
+];
+
+/// What one config file said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct FileSettings {
+    local: bool,
+    subscription_id: Option<String>,
+    resource_group: Option<String>,
+    workspace_name: Option<String>,
+    experiment: Option<String>,
+}
+
+/// Resolve with the process environment.
+pub fn resolve(selection: &WorkspaceSelection) -> Result<ResolvedWorkspace, ConfigError> {
+    resolve_with_env(selection, &|name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })
+}
+
+/// Resolve with `env` standing in for the environment (tests pass their own).
+pub fn resolve_with_env(
+    selection: &WorkspaceSelection,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ResolvedWorkspace, ConfigError> {
+    let start = absolute(&selection.path)?;
+    let found = find_config(&start);
+    let (file_settings, project_dir, config_file) = match found {
+        Some((file, project_dir)) => (read_config(&file)?, project_dir, Some(file)),
+        None => (FileSettings::default(), start.clone(), None),
+    };
+    let target = choose_target(selection, &file_settings, &project_dir, env)?;
+    let experiment = selection.experiment.clone().or(file_settings.experiment);
+    if let Some(name) = &experiment {
+        validate_experiment_name(name)?;
+    }
+    Ok(ResolvedWorkspace {
+        target,
+        experiment,
+        project_dir,
+        config_file,
+    })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| ConfigError::Read {
+                file: path.into(),
+                source: e,
+            })?
+            .join(path)
+    };
+    if !joined.is_dir() {
+        return Err(ConfigError::BadPath(path.into()));
+    }
+    // Canonical paths make `Project path` and parent walking predictable.
+    Ok(joined.canonicalize().unwrap_or(joined))
+}
+
+/// Walk from `start` up through all parents; in each folder the first candidate
+/// that exists wins. Returns the file and the project folder it belongs to.
+pub fn find_config(start: &Path) -> Option<(PathBuf, PathBuf)> {
+    for dir in start.ancestors() {
+        for candidate in CONFIG_CANDIDATES {
+            let file = dir.join(candidate);
+            if file.is_file() {
+                return Some((file, dir.to_path_buf()));
+            }
+        }
+    }
+    None
+}
+
+fn read_config(file: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+        file: file.into(),
+        source: e,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| ConfigError::Malformed {
+        file: file.into(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let Value::Object(map) = value else {
+        return Err(invalid(file, "expected a JSON object"));
+    };
+    parse_settings(file, &map)
+}
+
+fn invalid(file: &Path, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.into(),
+        message: message.into(),
+    }
+}
+
+fn string_key(
+    file: &Path,
+    map: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(invalid(
+            file,
+            format!("\"{key}\" must be a string, found {other}"),
+        )),
+    }
+}
+
+fn parse_settings(file: &Path, map: &Map<String, Value>) -> Result<FileSettings, ConfigError> {
+    if let Some(scope) = string_key(file, map, "Scope")? {
+        let mut settings = parse_scope(file, &scope)?;
+        if settings.experiment.is_none() {
+            settings.experiment = string_key(file, map, "Id")?;
+        }
+        return Ok(settings);
+    }
+    let local = match map.get("local_workspace") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(invalid(
+                file,
+                format!("\"local_workspace\" must be true or false, found {other}"),
+            ));
+        }
+    };
+    Ok(FileSettings {
+        local,
+        subscription_id: string_key(file, map, "subscription_id")?,
+        resource_group: string_key(file, map, "resource_group")?,
+        workspace_name: string_key(file, map, "workspace_name")?,
+        experiment: string_key(file, map, "experiment_name")?,
+    })
+}
+
+/// `/subscriptions/<s>/resourceGroups/<g>/providers/Microsoft.MachineLearningServices/workspaces/<w>[/projects/<e>]`
+fn parse_scope(file: &Path, scope: &str) -> Result<FileSettings, ConfigError> {
+    let pieces: Vec<&str> = scope.trim_matches('/').split('/').collect();
+    let segment = |name: &str| {
+        pieces
+            .iter()
+            .position(|p| p.eq_ignore_ascii_case(name))
+            .and_then(|i| pieces.get(i + 1))
+            .filter(|v| !v.is_empty())
+            .map(|v| v.to_string())
+    };
+    let (Some(subscription_id), Some(resource_group), Some(workspace_name)) = (
+        segment("subscriptions"),
+        segment("resourceGroups"),
+        segment("workspaces"),
+    ) else {
+        return Err(invalid(
+            file,
+            format!(
+                "\"Scope\" must look like /subscriptions/<id>/resourceGroups/<group>/providers/\
+                 Microsoft.MachineLearningServices/workspaces/<name>/projects/<experiment>, found '{scope}'"
+            ),
+        ));
+    };
+    Ok(FileSettings {
+        local: false,
+        subscription_id: Some(subscription_id),
+        resource_group: Some(resource_group),
+        workspace_name: Some(workspace_name),
+        experiment: segment("projects"),
+    })
+}
+
+fn choose_target(
+    selection: &WorkspaceSelection,
+    file: &FileSettings,
+    project_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<WorkspaceTarget, ConfigError> {
+    let flags_name_azure = selection.subscription_id.is_some()
+        || selection.resource_group.is_some()
+        || selection.workspace_name.is_some();
+    if file.local && !flags_name_azure {
+        return Ok(local_target(project_dir, env));
+    }
+    let subscription_id = (selection.subscription_id.clone())
+        .or_else(|| file.subscription_id.clone())
+        .or_else(|| env("AZURE_SUBSCRIPTION_ID"));
+    let resource_group = (selection.resource_group.clone())
+        .or_else(|| file.resource_group.clone())
+        .or_else(|| env("AZML_RESOURCE_GROUP"));
+    let workspace_name = (selection.workspace_name.clone())
+        .or_else(|| file.workspace_name.clone())
+        .or_else(|| env("AZML_WORKSPACE_NAME"));
+    match (subscription_id, resource_group, workspace_name) {
+        (None, None, None) => Ok(local_target(project_dir, env)),
+        (Some(subscription_id), Some(resource_group), Some(workspace_name)) => {
+            validate_workspace_name(&workspace_name)?;
+            Ok(WorkspaceTarget::Azure(AzureWorkspaceRef {
+                subscription_id,
+                resource_group,
+                workspace_name,
+            }))
+        }
+        (s, g, w) => {
+            let missing: Vec<&str> = [
+                (s.is_none(), "subscription id (--subscription-id)"),
+                (g.is_none(), "resource group (-g)"),
+                (w.is_none(), "workspace name (-w)"),
+            ]
+            .into_iter()
+            .filter_map(|(absent, what)| absent.then_some(what))
+            .collect();
+            Err(ConfigError::Incomplete {
+                missing: missing.join(", "),
+            })
+        }
+    }
+}
+
+/// `AZML_LOCAL_WORKSPACE`, else `<project>/.azureml/localws`.
+fn local_target(project_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> WorkspaceTarget {
+    let root = env("AZML_LOCAL_WORKSPACE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_dir.join(".azureml").join("localws"));
+    WorkspaceTarget::Local { root }
+}
+
+/// v1's experiment rule: `^[a-zA-Z0-9][\w\-]{0,254}$`.
+pub fn validate_experiment_name(name: &str) -> Result<(), ConfigError> {
+    check_name(name, "experiment", 1, 255).map_err(|rule| ConfigError::BadName {
+        kind: "experiment",
+        name: name.into(),
+        rule,
+    })
+}
+
+/// v1's workspace rule: `^[a-zA-Z0-9][\w\-]{2,32}$`.
+pub fn validate_workspace_name(name: &str) -> Result<(), ConfigError> {
+    check_name(name, "workspace", 3, 33).map_err(|rule| ConfigError::BadName {
+        kind: "workspace",
+        name: name.into(),
+        rule,
+    })
+}
+
+fn check_name(name: &str, _kind: &str, min: usize, max: usize) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return Err("it is empty");
+    };
+    if !first.is_ascii_alphanumeric() {
+        return Err("it must start with a letter or digit (a-z, A-Z, 0-9)");
+    }
+    // Python's `\w` on str patterns: any Unicode letter or digit, or '_'.
+    if !chars.all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        return Err("only letters, digits, '_' and '-' are allowed");
+    }
+    let len = name.chars().count();
+    if len < min || len > max {
+        return Err(if min == 1 {
+            "it must be at most 255 characters long"
+        } else {
+            "it must be 3 to 33 characters long"
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rules_match_v1_regexes() {
+        assert!(validate_experiment_name("a").is_ok());
+        assert!(validate_experiment_name("mnist-2_x").is_ok());
+        assert!(validate_experiment_name("-x").is_err());
+        assert!(validate_experiment_name("a b").is_err());
+        assert!(validate_experiment_name(&"a".repeat(255)).is_ok());
+        assert!(validate_experiment_name(&"a".repeat(256)).is_err());
+        assert!(validate_workspace_name("ab").is_err());
+        assert!(validate_workspace_name("abc").is_ok());
+        assert!(validate_workspace_name(&"a".repeat(33)).is_ok());
+        assert!(validate_workspace_name(&"a".repeat(34)).is_err());
+        assert!(validate_workspace_name("_ws").is_err());
+    }
+
+    #[test]
+    fn scope_gives_workspace_and_experiment() {
+        let s = parse_scope(
+            Path::new("c.json"),
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/projects/exp",
+        )
+        .unwrap();
+        assert_eq!(s.subscription_id.as_deref(), Some("s1"));
+        assert_eq!(s.resource_group.as_deref(), Some("rg"));
+        assert_eq!(s.workspace_name.as_deref(), Some("ws"));
+        assert_eq!(s.experiment.as_deref(), Some("exp"));
+        assert!(parse_scope(Path::new("c.json"), "/subscriptions/s1").is_err());
+    }
 }

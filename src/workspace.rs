@@ -75,4 +75,88 @@ pub trait Workspace {
     async fn add_run_tags(&self, run_id: &str, tags: &[(String, String)]) -> WsResult<Value>;
     /// `{name: value}` for one logged value, `{name: [values…]}` for several.
     async fn run_metrics(&self, run_id: &str) -> WsResult<Value>;
+
+    // Run submission and logs: the defaults say "not supported"; each backend
+    // overrides what it can do.
+
+    async fn submit_script(
+        &self,
+        request: &SubmitScript,
+        logs: &dyn LogSink,
+    ) -> WsResult<RunOutcome> {
+        let _ = (request, logs);
+        Err(not_supported("run submit-script"))
+    }
+    async fn submit_hyperdrive(
+        &self,
+        request: &SubmitHyperdrive,
+        logs: &dyn LogSink,
+    ) -> WsResult<RunOutcome> {
+        let _ = (request, logs);
+        Err(not_supported("run submit-hyperdrive"))
+    }
+    /// Follow a run's logs until it ends.
+    async fn monitor_logs(&self, run_id: &str, logs: &dyn LogSink) -> WsResult<RunOutcome> {
+        let _ = (run_id, logs);
+        Err(not_supported("run monitor-logs"))
+    }
+    /// Copy a run's log files into `output_dir`; returns what was written.
+    async fn download_logs(&self, run_id: &str, output_dir: &std::path::Path) -> WsResult<Value> {
+        let _ = (run_id, output_dir);
+        Err(not_supported("run download-logs"))
+    }
+}
+
+/// The error of a trait method a backend has not overridden.
+fn not_supported(what: &str) -> WorkspaceError {
+    WorkspaceError::Unsupported {
+        what: what.into(),
+        backend: "selected",
+        hint: Some("see README.md for what each backend supports today".into()),
+    }
+}
+
+/// Where a backend writes the output of a run it follows (`submit-*` without
+/// `--async`, `monitor-logs`). The command layer routes it through the printer.
+pub trait LogSink: Send + Sync {
+    /// A chunk of log text, written as it arrives (not necessarily whole lines).
+    fn write(&self, chunk: &str);
+}
+
+/// `run submit-script`, fully resolved: the runconfig after v1's CLI overrides.
+#[derive(Debug, Clone)]
+pub struct SubmitScript {
+    /// The runconfig after CLI overrides (script/arguments, `--ct`, `-d`).
+    pub run_config: crate::model::runconfig::RunConfig,
+    /// `--source-directory`, else the project folder: what gets snapshotted.
+    pub source_dir: std::path::PathBuf,
+    /// The project folder (where `.azureml/` lives).
+    pub project_dir: std::path::PathBuf,
+    pub experiment: String,
+    /// `--async`: return once submitted instead of following the run.
+    pub asynchronous: bool,
+}
+
+/// `run submit-hyperdrive`: the per-child script submission plus the sweep.
+#[derive(Debug, Clone)]
+pub struct SubmitHyperdrive {
+    pub script: SubmitScript,
+    pub hyperdrive: crate::model::hdconfig::HyperDriveConfig,
+    /// `--seed`: same seed, same proposals.
+    pub seed: Option<u64>,
+}
+
+/// What a followed (or submitted) run ended as.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run JSON (v1 RunDto keys: `runId`, `status`, …).
+    pub run: Value,
+    /// True when the user pressed Ctrl-C while azml followed the run (exit 130).
+    pub interrupted: bool,
+}
+
+impl RunOutcome {
+    pub fn status(&self) -> Option<&str> {
+        self.run.get("status").and_then(Value::as_str)
+    }
 }

@@ -1,13 +1,33 @@
 //! clap definitions only: v1 command names, flags, short forms and defaults.
-//! Nothing here resolves settings or touches a backend.
+//! Nothing here resolves settings or touches a backend; `commands` turns these
+//! types into resolved settings.
+
+pub mod computetarget;
+pub mod experiment;
+pub mod folder;
+pub mod run;
+pub mod workspace;
 
 use crate::output::Format;
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+pub use computetarget::ComputetargetCommand;
+pub use experiment::ExperimentCommand;
+pub use folder::FolderCommand;
+pub use run::RunCommand;
+pub use workspace::WorkspaceCommand;
 
 /// `azml` — the Azure ML v1 CLI (`az ml …`), alive: the same commands and files,
 /// sent to the current Azure ML REST API or run on this machine.
 #[derive(Debug, Parser)]
-#[command(name = "azml", version, about, propagate_version = true)]
+#[command(
+    name = "azml",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Examples:\n  azml folder attach -e mnist\n  azml run submit-script -c local train.py --epochs 3\n  azml run list -e mnist -o table"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -19,20 +39,33 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Output format.
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Json)]
+    #[arg(short = 'o', long = "output", global = true, help_heading = "Global Arguments", value_enum, default_value_t = Format::Json)]
     pub output: Format,
-    /// JMESPath query string, applied to the result before formatting.
-    #[arg(long, global = true, value_name = "JMESPATH")]
+    /// JMESPath query string, applied to the result before formatting. See http://jmespath.org/.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global Arguments",
+        value_name = "JMESPATH"
+    )]
     pub query: Option<String>,
     /// Increase logging verbosity to show all debug logs (secrets redacted).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global Arguments")]
     pub debug: bool,
-    /// Increase logging verbosity.
-    #[arg(long, global = true)]
+    /// Increase logging verbosity. Use --debug for full debug logs.
+    #[arg(long, global = true, help_heading = "Global Arguments")]
     pub verbose: bool,
     /// Only show errors, suppressing warnings.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global Arguments")]
     pub only_show_errors: bool,
+    /// Name or ID of subscription (az's global flag; same as --subscription-id).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global Arguments",
+        value_name = "SUBSCRIPTION"
+    )]
+    pub subscription: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,10 +73,86 @@ pub enum Command {
     /// Folder subgroup commands.
     #[command(subcommand)]
     Folder(FolderCommand),
+    /// Commands to manage experiments.
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
+    /// Workspace subgroup commands.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Computetarget subgroup commands.
+    #[command(subcommand)]
+    Computetarget(ComputetargetCommand),
+    /// Commands for submitting, updating, and monitoring runs.
+    #[command(subcommand)]
+    Run(RunCommand),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum FolderCommand {
-    /// Attach a folder to an Azure ML workspace and optionally a specific experiment.
-    Attach,
+/// Which workspace a command talks to, as v1 spelled it on most commands.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WorkspaceArgs {
+    /// Path to a project folder (where `.azureml/config.json` is searched from, walking up).
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+    /// Workspace name.
+    #[arg(short = 'w', long = "workspace-name", value_name = "NAME")]
+    pub workspace_name: Option<String>,
+    /// Resource group name.
+    #[arg(short = 'g', long = "resource-group", value_name = "GROUP")]
+    pub resource_group: Option<String>,
+    /// Specifies the subscription Id.
+    #[arg(long = "subscription-id", value_name = "ID")]
+    pub subscription_id: Option<String>,
+}
+
+/// `-t/--output-metadata-file`, on the commands where v1 had it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct MetadataArgs {
+    /// Provide an optional output file location for structured object output (refuses an existing file).
+    #[arg(short = 't', long = "output-metadata-file", value_name = "FILE")]
+    pub output_metadata_file: Option<PathBuf>,
+}
+
+/// A `key[=value]` pair, as v1's `--tag`, `--tags` and `--add-tag` took them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+/// clap value parser for `key[=value]`; a missing value is the empty string, as in v1.
+pub fn parse_key_value(text: &str) -> Result<KeyValue, String> {
+    let (key, value) = text.split_once('=').unwrap_or((text, ""));
+    if key.trim().is_empty() {
+        return Err(format!("'{text}' has an empty key; expected key[=value]"));
+    }
+    Ok(KeyValue {
+        key: key.to_string(),
+        value: value.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap only detects clashing short flags (e.g. a per-command `-o` vs the
+    /// global `-o`) at runtime; this walks the whole tree once.
+    #[test]
+    fn whole_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn key_value_without_value_is_empty_string() {
+        assert_eq!(
+            parse_key_value("team").unwrap(),
+            KeyValue {
+                key: "team".into(),
+                value: String::new()
+            }
+        );
+        assert_eq!(parse_key_value("a=b=c").unwrap().value, "b=c");
+        assert!(parse_key_value("=x").is_err());
+    }
 }

@@ -1,0 +1,580 @@
+//! The command surface, driven through the real binary: help for every
+//! command, every v1 flag from the reference, workspace discovery,
+//! `folder attach`, `-t`, and exit codes.
+
+use assert_cmd::Command;
+use azml::cli::Cli;
+use clap::CommandFactory;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const REFERENCE_DIR: &str = "tests/fixtures/cli-reference";
+
+/// The binary with a clean environment: no workspace variables leak in from the host.
+fn azml() -> Command {
+    let mut cmd = Command::cargo_bin("azml").expect("azml binary");
+    for var in [
+        "AZURE_SUBSCRIPTION_ID",
+        "AZML_RESOURCE_GROUP",
+        "AZML_WORKSPACE_NAME",
+        "AZML_LOCAL_WORKSPACE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("COLUMNS", "100");
+    cmd
+}
+
+/// Every leaf command as its path of names, e.g. `["run", "submit-script"]`.
+fn leaf_commands() -> Vec<Vec<String>> {
+    fn walk(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands() {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            if sub.has_subcommands() {
+                walk(sub, &path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Cli::command(), &[], &mut out);
+    out
+}
+
+fn find_command<'a>(root: &'a clap::Command, path: &[&str]) -> Option<&'a clap::Command> {
+    path.iter()
+        .try_fold(root, |cmd, name| cmd.find_subcommand(name))
+}
+
+#[test]
+fn every_command_help_renders_and_has_an_example() {
+    let commands = leaf_commands();
+    assert!(commands.len() > 40, "only {} commands", commands.len());
+    for path in commands {
+        let output = azml().args(&path).arg("--help").output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{path:?} --help failed");
+        let help = String::from_utf8(output.stdout).unwrap();
+        assert!(help.contains("Examples:\n  "), "{path:?} has no example");
+        insta::assert_snapshot!(format!("help__{}", path.join("_")), help);
+    }
+}
+
+#[test]
+fn group_help_renders() {
+    for group in [
+        vec![],
+        vec!["folder"],
+        vec!["experiment"],
+        vec!["workspace"],
+        vec!["computetarget"],
+        vec!["computetarget", "create"],
+        vec!["computetarget", "attach"],
+        vec!["run"],
+    ] {
+        let output = azml().args(&group).arg("--help").output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{group:?}");
+        let name = if group.is_empty() {
+            "root".to_string()
+        } else {
+            group.join("_")
+        };
+        insta::assert_snapshot!(
+            format!("group_help__{name}"),
+            String::from_utf8(output.stdout).unwrap()
+        );
+    }
+}
+
+/// v1 commands azml deliberately does not offer (outside the product's scope).
+const NOT_OFFERED: &[&str] = &[
+    "workspace create",
+    "workspace delete",
+    "workspace diagnose",
+    "workspace list-keys",
+    "workspace share",
+    "workspace sync-keys",
+    "workspace update",
+    "workspace update-dependencies",
+    "run submit-pipeline",
+    "run monitor-tensorboard",
+];
+
+/// One command of the v1 reference and its parameters.
+struct RefCommand {
+    name: String,
+    params: Vec<Value>,
+}
+
+fn reference_commands() -> Vec<RefCommand> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(REFERENCE_DIR)
+        .expect("reference copied into tests/fixtures/cli-reference")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let doc: Value =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let direct = doc["directCommands"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for c in direct {
+            let params = [
+                c["requiredParameters"].clone(),
+                c["optionalParameters"].clone(),
+            ]
+            .into_iter()
+            .filter_map(|v| v.as_array().cloned())
+            .flatten()
+            .collect();
+            out.push(RefCommand {
+                name: c["name"].as_str().unwrap().into(),
+                params,
+            });
+        }
+        // The 2019 reference lists commands as `items` with `parameters`.
+        for item in doc["items"].as_array().cloned().unwrap_or_default() {
+            if let Some(params) = item["parameters"].as_array() {
+                out.push(RefCommand {
+                    name: item["name"].as_str().unwrap().into(),
+                    params: params.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The clap arg that answers to `--long`, if any (aliases included).
+fn arg_by_long<'a>(cmd: &'a clap::Command, long: &str) -> Option<&'a clap::Arg> {
+    cmd.get_arguments().find(|a| {
+        a.get_long() == Some(long)
+            || a.get_all_aliases()
+                .is_some_and(|aliases| aliases.contains(&long))
+    })
+}
+
+#[test]
+fn every_v1_flag_in_the_reference_exists_with_its_short_and_default() {
+    let mut root = Cli::command();
+    root.build();
+    let commands = reference_commands();
+    assert!(
+        commands.len() > 40,
+        "reference parsed only {} commands",
+        commands.len()
+    );
+    let mut checked = 0;
+    for rc in &commands {
+        let words: Vec<&str> = rc.name.trim_start_matches("az ml ").split(' ').collect();
+        if NOT_OFFERED.contains(&words.join(" ").as_str()) {
+            continue;
+        }
+        let cmd =
+            find_command(&root, &words).unwrap_or_else(|| panic!("missing command {}", rc.name));
+        for param in &rc.params {
+            check_param(cmd, &rc.name, param);
+            checked += 1;
+        }
+    }
+    assert!(checked > 300, "only {checked} flags checked");
+}
+
+fn check_param(cmd: &clap::Command, command: &str, param: &Value) {
+    let name = param["name"].as_str().unwrap();
+    if name.starts_with('<') {
+        // `<USER_SCRIPT_AND_ARGUMENTS>`: the trailing positional.
+        assert!(
+            cmd.get_positionals().any(|a| a.is_trailing_var_arg_set()),
+            "{command}: no trailing script"
+        );
+        return;
+    }
+    let longs: Vec<&str> = name
+        .split(' ')
+        .filter_map(|t| t.strip_prefix("--"))
+        .collect();
+    let short = name
+        .split(' ')
+        .find(|t| t.len() == 2 && t.starts_with('-'))
+        .and_then(|t| t.chars().nth(1));
+    let arg = match longs.first() {
+        Some(long) => arg_by_long(cmd, long).unwrap_or_else(|| panic!("{command}: no --{long}")),
+        None => cmd
+            .get_arguments()
+            .find(|a| a.get_short() == short)
+            .unwrap_or_else(|| panic!("{command}: no {name}")),
+    };
+    for long in &longs {
+        assert!(
+            arg_by_long(cmd, long).is_some_and(|a| a.get_id() == arg.get_id()),
+            "{command}: --{long}"
+        );
+    }
+    assert_eq!(arg.get_short(), short, "{command}: short of {name}");
+    if let Some(default) = param["defaultValue"].as_str()
+        && !matches!(default, "True" | "False" | "[]")
+    {
+        let ours: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into())
+            .collect();
+        assert_eq!(ours, [default], "{command}: default of {name}");
+    }
+    let required =
+        param["isRequired"].as_bool().unwrap_or(false) && param["defaultValue"].is_null();
+    assert_eq!(
+        arg.is_required_set(),
+        required,
+        "{command}: required-ness of {name}"
+    );
+}
+
+#[test]
+fn az_global_flags_exist_everywhere() {
+    for path in leaf_commands() {
+        let mut args: Vec<String> = path.clone();
+        args.extend(
+            [
+                "--help",
+                "-o",
+                "tsv",
+                "--query",
+                "x",
+                "--debug",
+                "--verbose",
+                "--only-show-errors",
+            ]
+            .map(String::from),
+        );
+        let output = azml().args(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{path:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    azml()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("azml"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    azml().args(["run", "show"]).assert().code(2);
+    azml()
+        .args(["run", "list", "--status", "Bogus"])
+        .assert()
+        .code(2);
+    azml()
+        .args(["computetarget", "create", "amlcompute", "-n", "x"])
+        .assert()
+        .code(2);
+    azml().args(["nonsense"]).assert().code(2);
+    azml()
+        .args(["run", "update", "-r", "x", "--add-tag", "=v"])
+        .assert()
+        .code(2);
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn stdout_json(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+const AZURE_FLAGS: [&str; 6] = ["-w", "my-ws", "-g", "my-rg", "--subscription-id", "sub-1"];
+
+#[test]
+fn azure_only_commands_on_local_workspace_say_azure_is_needed() {
+    let dir = tempdir();
+    let cases: &[&[&str]] = &[
+        &[
+            "computetarget",
+            "create",
+            "amlcompute",
+            "-n",
+            "c",
+            "-s",
+            "STANDARD_D2_V2",
+            "--max-nodes",
+            "2",
+        ],
+        &[
+            "computetarget",
+            "create",
+            "computeinstance",
+            "-n",
+            "c",
+            "-s",
+            "STANDARD_D2_V2",
+        ],
+        &["computetarget", "create", "aks", "-n", "c"],
+        &["computetarget", "create", "datafactory", "-n", "c"],
+        &["computetarget", "attach", "aks", "-n", "c", "-i", "/x"],
+        &[
+            "computetarget",
+            "attach",
+            "databricks",
+            "-n",
+            "c",
+            "-i",
+            "/x",
+            "-a",
+            "tok",
+        ],
+        &["computetarget", "computeinstance", "stop", "-n", "c"],
+        &["computetarget", "start", "-n", "c"],
+        &["computetarget", "delete", "-n", "c"],
+        &[
+            "computetarget",
+            "update",
+            "amlcompute",
+            "-n",
+            "c",
+            "--max-nodes",
+            "3",
+        ],
+        &["computetarget", "list-nodes", "-n", "c"],
+        &["computetarget", "get-credentials", "-n", "c"],
+    ];
+    for case in cases {
+        let output = azml()
+            .args(*case)
+            .arg("--path")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{case:?}: {stderr}");
+        assert!(
+            stderr.contains("needs an Azure workspace"),
+            "{case:?}: {stderr}"
+        );
+        assert!(stderr.contains("hint:"), "{case:?}: {stderr}");
+    }
+}
+
+#[test]
+fn azure_commands_not_built_yet_say_so_and_exit_1() {
+    let dir = tempdir();
+    let output = azml()
+        .args(["computetarget", "delete", "-n", "c", "--path"])
+        .arg(dir.path())
+        .args(AZURE_FLAGS)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not available") || stderr.contains("not supported"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn secrets_given_as_flags_are_not_echoed_in_errors() {
+    let dir = tempdir();
+    let output = azml()
+        .args([
+            "computetarget",
+            "attach",
+            "databricks",
+            "-n",
+            "c",
+            "-i",
+            "/x",
+            "-a",
+            "s3cr3t-token",
+            "--path",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("s3cr3t-token"));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("s3cr3t-token"));
+}
+
+// ---- folder attach ----------------------------------------------------------
+
+const V1_DIR: &str = "tests/fixtures/generated-azureml-core-1.57.0";
+
+fn read(path: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(path.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
+}
+
+#[test]
+fn folder_attach_to_azure_writes_v1_files_byte_for_byte() {
+    let dir = tempdir();
+    let project = dir.path().join("mnist");
+    std::fs::create_dir(&project).unwrap();
+    let output = azml()
+        .args(["folder", "attach", "--path"])
+        .arg(&project)
+        .args(AZURE_FLAGS)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in [
+        ".azureml/local",
+        ".azureml/docker",
+        ".azureml/conda_dependencies.yml",
+        ".amlignore",
+    ] {
+        assert_eq!(
+            read(project.join(file)),
+            read(Path::new(V1_DIR).join(file)),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        read(project.join(".azureml/config.json")),
+        "{\"Id\": \"mnist\", \"Scope\": \"/subscriptions/sub-1/resourceGroups/my-rg/providers/Microsoft.MachineLearningServices/workspaces/my-ws/projects/mnist\"}"
+    );
+    let summary = stdout_json(&output);
+    assert_eq!(summary["Experiment name"], "mnist");
+    assert_eq!(summary["Subscription id"], "sub-1");
+    assert_eq!(summary["Resource group"], "my-rg");
+    assert_eq!(summary["Workspace name"], "my-ws");
+    assert_eq!(
+        summary["Project path"],
+        project.canonicalize().unwrap().display().to_string()
+    );
+}
+
+#[test]
+fn folder_attach_locally_uses_a_python_that_exists() {
+    let dir = tempdir();
+    let output = azml()
+        .args(["folder", "attach", "-e", "exp1", "--path"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let local = read(dir.path().join(".azureml/local"));
+    let v1 = read(Path::new(V1_DIR).join(".azureml/local"));
+    let differing: Vec<(&str, &str)> = local
+        .lines()
+        .zip(v1.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(differing.len(), 2, "{differing:?}");
+    assert_eq!(differing[0].0, "    userManagedDependencies: true");
+    let interpreter = differing[1]
+        .0
+        .trim()
+        .strip_prefix("interpreterPath: ")
+        .unwrap();
+    assert!(
+        Path::new(interpreter).is_absolute() && Path::new(interpreter).is_file(),
+        "{interpreter}"
+    );
+    assert_eq!(
+        read(dir.path().join(".azureml/docker")),
+        read(Path::new(V1_DIR).join(".azureml/docker"))
+    );
+    let config: Value =
+        serde_json::from_str(&read(dir.path().join(".azureml/config.json"))).unwrap();
+    assert_eq!(
+        config,
+        serde_json::json!({"local_workspace": true, "experiment_name": "exp1"})
+    );
+    let summary = stdout_json(&output);
+    assert_eq!(summary["Workspace name"], "local");
+    assert_eq!(summary["Experiment name"], "exp1");
+}
+
+#[test]
+fn folder_attach_keeps_the_users_files() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join(".amlignore"), "data/\n").unwrap();
+    std::fs::create_dir(dir.path().join(".azureml")).unwrap();
+    std::fs::write(dir.path().join(".azureml/local"), "mine: true\n").unwrap();
+    std::fs::write(
+        dir.path().join(".azureml/config.json"),
+        "{\"local_workspace\": true, \"experiment_name\": \"old\"}",
+    )
+    .unwrap();
+    azml()
+        .args(["folder", "attach", "-e", "new", "--path"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert_eq!(read(dir.path().join(".amlignore")), "data/\n");
+    assert_eq!(read(dir.path().join(".azureml/local")), "mine: true\n");
+    assert!(read(dir.path().join(".azureml/config.json")).contains("\"new\""));
+    assert!(read(dir.path().join(".azureml/config.json.bak")).contains("\"old\""));
+}
+
+#[test]
+fn folder_attach_rejects_a_bad_default_experiment_name() {
+    let dir = tempdir();
+    let project = dir.path().join("my project");
+    std::fs::create_dir(&project).unwrap();
+    let output = azml()
+        .args(["folder", "attach", "--path"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("-e NAME"));
+    assert!(!project.join(".azureml").exists());
+}
+
+#[test]
+fn metadata_file_gets_the_result_and_is_never_overwritten() {
+    let dir = tempdir();
+    let meta = dir.path().join("meta.json");
+    let project = dir.path().join("p1");
+    std::fs::create_dir(&project).unwrap();
+    let output = azml()
+        .args(["folder", "attach", "--path"])
+        .arg(&project)
+        .arg("-t")
+        .arg(&meta)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written: Value = serde_json::from_str(&read(&meta)).unwrap();
+    assert_eq!(written, stdout_json(&output));
+    let again = azml()
+        .args(["folder", "attach", "--path"])
+        .arg(&project)
+        .arg("-t")
+        .arg(&meta)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&read(&meta)).unwrap(),
+        written
+    );
+}
