@@ -153,9 +153,8 @@ pub fn resolve_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ResolvedWorkspace, ConfigError> {
     let start = absolute(&selection.path)?;
-    let found = find_config(&start);
-    let (file_settings, project_dir, config_file) = match found {
-        Some((file, project_dir)) => (read_config(&file)?, project_dir, Some(file)),
+    let (file_settings, project_dir, config_file) = match discover(&start)? {
+        Some((file, project_dir, settings)) => (settings, project_dir, Some(file)),
         None => (FileSettings::default(), start.clone(), None),
     };
     let target = choose_target(selection, &file_settings, &project_dir, env)?;
@@ -190,20 +189,34 @@ fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
 }
 
 /// Walk from `start` up through all parents; in each folder the first candidate
-/// that exists wins. Returns the file and the project folder it belongs to.
-pub fn find_config(start: &Path) -> Option<(PathBuf, PathBuf)> {
+/// that is a workspace config wins. Returns the file, the project folder it
+/// belongs to, and what it said.
+///
+/// A bare `config.json`/`project.json` is a common file name for other tools,
+/// so one that is not JSON or names none of our keys is passed over; inside
+/// `.azureml/` or `aml_config/` any problem is reported.
+fn discover(start: &Path) -> Result<Option<(PathBuf, PathBuf, FileSettings)>, ConfigError> {
     for dir in start.ancestors() {
         for candidate in CONFIG_CANDIDATES {
             let file = dir.join(candidate);
-            if file.is_file() {
-                return Some((file, dir.to_path_buf()));
+            if !file.is_file() {
+                continue;
+            }
+            let bare = !candidate.contains('/');
+            match read_config(&file) {
+                Ok(Some(settings)) => return Ok(Some((file, dir.to_path_buf(), settings))),
+                Ok(None) if bare => tracing::debug!(?file, "not a workspace config; skipped"),
+                Err(e) if bare => tracing::debug!(?file, error = %e, "unreadable config; skipped"),
+                Ok(None) => return Ok(Some((file, dir.to_path_buf(), FileSettings::default()))),
+                Err(e) => return Err(e),
             }
         }
     }
-    None
+    Ok(None)
 }
 
-fn read_config(file: &Path) -> Result<FileSettings, ConfigError> {
+/// The settings in `file`, or `None` when it names none of the keys we know.
+fn read_config(file: &Path) -> Result<Option<FileSettings>, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
         file: file.into(),
         source: e,
@@ -217,8 +230,22 @@ fn read_config(file: &Path) -> Result<FileSettings, ConfigError> {
     let Value::Object(map) = value else {
         return Err(invalid(file, "expected a JSON object"));
     };
-    parse_settings(file, &map)
+    if !KNOWN_KEYS.iter().any(|k| map.contains_key(*k)) {
+        return Ok(None);
+    }
+    parse_settings(file, &map).map(Some)
 }
+
+/// Keys that make a JSON file a workspace config.
+const KNOWN_KEYS: [&str; 7] = [
+    "Scope",
+    "Id",
+    "subscription_id",
+    "resource_group",
+    "workspace_name",
+    "experiment_name",
+    "local_workspace",
+];
 
 fn invalid(file: &Path, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -430,5 +457,284 @@ mod tests {
         assert_eq!(s.workspace_name.as_deref(), Some("ws"));
         assert_eq!(s.experiment.as_deref(), Some("exp"));
         assert!(parse_scope(Path::new("c.json"), "/subscriptions/s1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod discovery_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SCOPE: &str = "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.MachineLearningServices/workspaces/ws1/projects/exp1";
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn selection(path: &Path) -> WorkspaceSelection {
+        WorkspaceSelection {
+            path: path.into(),
+            ..WorkspaceSelection::default()
+        }
+    }
+
+    fn resolve_in(
+        sel: &WorkspaceSelection,
+        vars: &[(&str, &str)],
+    ) -> Result<ResolvedWorkspace, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        resolve_with_env(sel, &move |name| vars.get(name).cloned())
+    }
+
+    fn azure(s: &str, g: &str, w: &str) -> WorkspaceTarget {
+        WorkspaceTarget::Azure(AzureWorkspaceRef {
+            subscription_id: s.into(),
+            resource_group: g.into(),
+            workspace_name: w.into(),
+        })
+    }
+
+    fn canonical(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().canonicalize().unwrap()
+    }
+
+    #[test]
+    fn every_v1_location_is_found_in_both_forms() {
+        for location in CONFIG_CANDIDATES {
+            for scope_form in [true, false] {
+                let dir = tempfile::tempdir().unwrap();
+                let text = if scope_form {
+                    format!("{{\"Id\": \"exp1\", \"Scope\": \"{SCOPE}\"}}")
+                } else {
+                    r#"{"subscription_id": "s1", "resource_group": "rg1", "workspace_name": "ws1"}"#
+                        .into()
+                };
+                write(&dir.path().join(location), &text);
+                let resolved = resolve_in(&selection(dir.path()), &[]).unwrap();
+                assert_eq!(resolved.target, azure("s1", "rg1", "ws1"), "{location}");
+                assert_eq!(resolved.project_dir, canonical(&dir), "{location}");
+                assert_eq!(resolved.config_file, Some(canonical(&dir).join(location)));
+                let expected_exp = scope_form.then(|| "exp1".to_string());
+                assert_eq!(resolved.experiment, expected_exp, "{location}");
+            }
+        }
+    }
+
+    #[test]
+    fn first_candidate_in_a_folder_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join("config.json"),
+            r#"{"subscription_id": "late", "resource_group": "g", "workspace_name": "www"}"#,
+        );
+        write(
+            &dir.path().join("aml_config/project.json"),
+            r#"{"subscription_id": "early", "resource_group": "g", "workspace_name": "www"}"#,
+        );
+        let resolved = resolve_in(&selection(dir.path()), &[]).unwrap();
+        assert_eq!(resolved.target, azure("early", "g", "www"));
+    }
+
+    #[test]
+    fn discovery_walks_up_through_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join(".azureml/config.json"),
+            &format!("{{\"Scope\": \"{SCOPE}\"}}"),
+        );
+        let deep = dir.path().join("a/b/c");
+        std::fs::create_dir_all(&deep).unwrap();
+        let resolved = resolve_in(&selection(&deep), &[]).unwrap();
+        assert_eq!(resolved.target, azure("s1", "rg1", "ws1"));
+        assert_eq!(resolved.project_dir, canonical(&dir));
+        assert_eq!(resolved.experiment.as_deref(), Some("exp1"));
+    }
+
+    #[test]
+    fn flags_win_over_config_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join(".azureml/config.json"),
+            &format!("{{\"Scope\": \"{SCOPE}\"}}"),
+        );
+        let mut sel = selection(dir.path());
+        sel.workspace_name = Some("flagws".into());
+        sel.experiment = Some("flagexp".into());
+        let resolved = resolve_in(&sel, &[("AZML_WORKSPACE_NAME", "envws")]).unwrap();
+        assert_eq!(resolved.target, azure("s1", "rg1", "flagws"));
+        assert_eq!(resolved.experiment.as_deref(), Some("flagexp"));
+    }
+
+    #[test]
+    fn environment_fills_in_when_nothing_else_names_a_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("AZURE_SUBSCRIPTION_ID", "es"),
+            ("AZML_RESOURCE_GROUP", "eg"),
+            ("AZML_WORKSPACE_NAME", "ews"),
+        ];
+        let resolved = resolve_in(&selection(dir.path()), &env).unwrap();
+        assert_eq!(resolved.target, azure("es", "eg", "ews"));
+        // Flags plus env: -w/-g given, subscription from the environment.
+        let mut sel = selection(dir.path());
+        sel.workspace_name = Some("fws".into());
+        sel.resource_group = Some("fg".into());
+        let resolved = resolve_in(&sel, &env[..1]).unwrap();
+        assert_eq!(resolved.target, azure("es", "fg", "fws"));
+    }
+
+    #[test]
+    fn nothing_named_means_the_local_workspace_under_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolved = resolve_in(&selection(dir.path()), &[]).unwrap();
+        assert_eq!(
+            resolved.target,
+            WorkspaceTarget::Local {
+                root: canonical(&dir).join(".azureml/localws")
+            }
+        );
+        assert_eq!(resolved.config_file, None);
+        let resolved = resolve_in(
+            &selection(dir.path()),
+            &[("AZML_LOCAL_WORKSPACE", "/tmp/elsewhere")],
+        )
+        .unwrap();
+        assert_eq!(
+            resolved.target,
+            WorkspaceTarget::Local {
+                root: "/tmp/elsewhere".into()
+            }
+        );
+    }
+
+    #[test]
+    fn local_form_config_means_local_even_with_azure_env() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join(".azureml/config.json"),
+            r#"{"local_workspace": true, "experiment_name": "mine"}"#,
+        );
+        let sub = dir.path().join("src");
+        std::fs::create_dir(&sub).unwrap();
+        let env = [
+            ("AZURE_SUBSCRIPTION_ID", "es"),
+            ("AZML_RESOURCE_GROUP", "eg"),
+            ("AZML_WORKSPACE_NAME", "ews"),
+        ];
+        let resolved = resolve_in(&selection(&sub), &env).unwrap();
+        assert_eq!(
+            resolved.target,
+            WorkspaceTarget::Local {
+                root: canonical(&dir).join(".azureml/localws")
+            }
+        );
+        assert_eq!(resolved.experiment.as_deref(), Some("mine"));
+    }
+
+    #[test]
+    fn partly_named_workspace_is_a_usage_error_naming_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sel = selection(dir.path());
+        sel.workspace_name = Some("ws1".into());
+        let err = resolve_in(&sel, &[]).unwrap_err();
+        assert_eq!(err.exit_code(), exit::USAGE);
+        let text = err.to_string();
+        assert!(
+            text.contains("subscription") && text.contains("resource group"),
+            "{text}"
+        );
+        assert!(!text.contains("workspace name"), "{text}");
+    }
+
+    #[test]
+    fn malformed_json_names_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(".azureml/config.json");
+        write(&file, "{\n  \"subscription_id\": \"s\",\n  oops\n}");
+        let err = resolve_in(&selection(dir.path()), &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("config.json:3:3"), "{text}");
+        assert_eq!(err.exit_code(), exit::ERROR);
+        assert!(err.hint().is_some());
+    }
+
+    #[test]
+    fn wrong_types_and_bad_scope_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(".azureml/config.json");
+        write(&file, r#"{"subscription_id": 5}"#);
+        let text = resolve_in(&selection(dir.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("\"subscription_id\" must be a string"),
+            "{text}"
+        );
+        write(&file, r#"{"Scope": "/subscriptions/only"}"#);
+        let text = resolve_in(&selection(dir.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("Scope"), "{text}");
+        write(&file, "[1, 2]");
+        let text = resolve_in(&selection(dir.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("expected a JSON object"), "{text}");
+    }
+
+    #[test]
+    fn bad_names_are_usage_errors_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sel = selection(dir.path());
+        sel.experiment = Some("bad name".into());
+        let err = resolve_in(&sel, &[]).unwrap_err();
+        assert_eq!(err.exit_code(), exit::USAGE);
+        assert!(err.hint().is_some());
+        let mut sel = selection(dir.path());
+        sel.workspace_name = Some("w".into());
+        sel.resource_group = Some("g".into());
+        sel.subscription_id = Some("s".into());
+        let err = resolve_in(&sel, &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid workspace name 'w'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_path_is_a_usage_error() {
+        let err = resolve_in(&selection(Path::new("/definitely/not/here")), &[]).unwrap_err();
+        assert_eq!(err.exit_code(), exit::USAGE);
+    }
+}
+
+#[cfg(test)]
+mod foreign_file_tests {
+    use super::*;
+
+    /// Another tool's `config.json` in a parent folder must not hijack discovery.
+    #[test]
+    fn bare_config_json_of_another_tool_is_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), r#"{"theme": "dark"}"#).unwrap();
+        let project = dir.path().join("p");
+        std::fs::create_dir_all(project.join("sub")).unwrap();
+        std::fs::write(project.join("project.json"), "not json at all").unwrap();
+        let sel = WorkspaceSelection {
+            path: project.join("sub"),
+            ..WorkspaceSelection::default()
+        };
+        let resolved = resolve_with_env(&sel, &|_| None).unwrap();
+        assert_eq!(resolved.config_file, None);
+        let root = project
+            .join("sub")
+            .canonicalize()
+            .unwrap()
+            .join(".azureml/localws");
+        assert_eq!(resolved.target, WorkspaceTarget::Local { root });
     }
 }

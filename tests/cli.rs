@@ -578,3 +578,56 @@ fn metadata_file_gets_the_result_and_is_never_overwritten() {
         written
     );
 }
+
+// ---- discovery through the binary -------------------------------------------
+
+#[test]
+fn malformed_config_is_reported_with_file_line_column() {
+    let dir = tempdir();
+    std::fs::create_dir(dir.path().join(".azureml")).unwrap();
+    std::fs::write(
+        dir.path().join(".azureml/config.json"),
+        "{\n  \"Scope\": ,\n}",
+    )
+    .unwrap();
+    let output = azml()
+        .args(["run", "list", "--path"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(".azureml/config.json:2:12"), "{stderr}");
+}
+
+#[test]
+fn partly_specified_workspace_and_bad_names_exit_2() {
+    let dir = tempdir();
+    let output = azml()
+        .args(["experiment", "list", "-w", "my-ws", "--path"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing subscription id"));
+    let output = azml()
+        .args(["run", "list", "-e", "no spaces", "--path"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid experiment name"));
+}
+
+#[test]
+fn submit_without_experiment_is_a_usage_error_before_any_backend_work() {
+    let dir = tempdir();
+    let output = azml()
+        .args(["run", "submit-script", "--path"])
+        .arg(dir.path())
+        .arg("train.py")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("-e NAME"));
+}
