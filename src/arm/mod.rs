@@ -1,5 +1,8 @@
 //! Azure Resource Manager client for Microsoft.MachineLearningServices:
 //! credentials, retries, long-running operations, typed resources.
+pub mod environment;
+pub mod jobs;
+
 use crate::workspace::{RunFilter, Workspace, WorkspaceError, WsResult};
 use serde_json::Value;
 

@@ -1,0 +1,546 @@
+//! Azure backend II: v1 runconfig/hdconfig → v2 Command/Sweep job bodies.
+//! Every body produced is validated against the 2025-12-01 schema's request
+//! model for `Jobs_CreateOrUpdate` (additionalProperties: false) and pinned
+//! with an insta snapshot.
+
+use azml::arm::environment::{self, EnvironmentPlan};
+use azml::arm::jobs::{
+    self, DataInput, DataSource, DeliveryMode, DistributionSettings, JobContext, JobSpecError,
+};
+use azml::config::AzureWorkspaceRef;
+use azml::model::hdconfig::HyperDriveConfig;
+use azml::model::runconfig::{DockerSection, Environment, PythonSection, RunConfig};
+use azml::sweep::policy::Slack;
+use azml::sweep::{Expression, Goal, Parameter, PolicySpec, SamplingKind};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The whole schema document, parsed once per test binary.
+fn schema_document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/schema-2025-12-01.json"
+        );
+        let text = std::fs::read_to_string(path).expect("schema fixture is readable");
+        serde_json::from_str(&text).expect("schema fixture is JSON")
+    })
+}
+
+/// Validate `body` against `$defs/<model>` of the schema; panics listing every violation.
+fn assert_schema_valid(model: &str, body: &Value) {
+    let doc = schema_document();
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": format!("#/$defs/{model}"),
+        "$defs": doc["$defs"],
+    });
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "body is not a valid {model}:\n{}\n{body:#}",
+        errors.join("\n")
+    );
+}
+
+/// The request model `x-operations` names for an operation's body.
+fn request_model(operation: &str) -> String {
+    let op = &schema_document()["x-operations"][operation];
+    let reference = op["request"]["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{operation} has a request schema"));
+    reference.trim_start_matches("#/$defs/").to_string()
+}
+
+fn workspace() -> AzureWorkspaceRef {
+    AzureWorkspaceRef {
+        subscription_id: "00000000-0000-0000-0000-000000000000".into(),
+        resource_group: "rg".into(),
+        workspace_name: "ws".into(),
+    }
+}
+
+fn context(rc: &RunConfig, experiment: &str) -> JobContext {
+    let ws = workspace();
+    let ws_id = jobs::workspace_id(&ws);
+    JobContext {
+        run_id: jobs::new_run_id(experiment, 1_764_000_000, 0x1234abcd),
+        experiment: experiment.into(),
+        display_name: None,
+        code_id: Some(format!("{ws_id}/codes/3f1c/versions/1")),
+        environment_id: environment::environment_id(&ws_id, "CliV2AnonymousEnvironment", "abc"),
+        compute_id: jobs::compute_id(&ws, &rc.target).expect("compute target"),
+        tags: BTreeMap::new(),
+        properties: BTreeMap::new(),
+        data: Vec::new(),
+        distribution: DistributionSettings::default(),
+        seed: None,
+    }
+}
+
+fn env_vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `csiebler-train-aml.runconfig` and `csiebler-hyperdrive.runconfig` (same shape).
+fn csiebler_runconfig(conda: &str) -> RunConfig {
+    RunConfig {
+        source_file: None,
+        script: Some("train.py".into()),
+        arguments: vec!["--data-path".into(), "/data".into()],
+        command: None,
+        target: "cpu-cluster".into(),
+        framework: "Python".into(),
+        communicator: "None".into(),
+        node_count: 1,
+        max_run_duration_seconds: None,
+        environment_variables: BTreeMap::new(),
+        environment: Environment {
+            name: None,
+            version: None,
+            environment_variables: env_vars(&[("EXAMPLE_ENV_VAR", "EXAMPLE_VALUE")]),
+            python: PythonSection {
+                interpreter_path: "python".into(),
+                user_managed_dependencies: false,
+                conda_dependencies_file: Some(conda.into()),
+            },
+            docker: DockerSection {
+                enabled: true,
+                base_image: Some(
+                    "mcr.microsoft.com/azureml/base:intelmpi2018.3-ubuntu16.04".into(),
+                ),
+                base_dockerfile: None,
+            },
+        },
+    }
+}
+
+fn dataset_input(name: &str, dataset: &str, version: &str) -> DataInput {
+    DataInput {
+        name: name.into(),
+        field: format!("data.{name}"),
+        source: DataSource::Dataset {
+            name: dataset.into(),
+            version: Some(version.into()),
+        },
+        mode: DeliveryMode::Download,
+        env_var: Some(name.into()),
+        path_on_compute: Some("/data".into()),
+    }
+}
+
+/// `csiebler-hyperdrive_config.hdconfig.yml`.
+fn csiebler_hdconfig() -> HyperDriveConfig {
+    HyperDriveConfig {
+        source_file: None,
+        sampling: SamplingKind::Random,
+        parameter_space: vec![Parameter {
+            name: "--c".into(),
+            expression: Expression::Choice(vec![json!(0.5), json!(1), json!(1.5)]),
+        }],
+        policy: PolicySpec::Bandit {
+            evaluation_interval: 1,
+            delay_evaluation: 0,
+            slack: Slack::Factor(0.2),
+        },
+        primary_metric_name: "Test accuracy".into(),
+        primary_metric_goal: Goal::Maximize,
+        max_total_runs: 8,
+        max_concurrent_runs: 1,
+        max_duration_minutes: 60,
+    }
+}
+
+fn job_model() -> String {
+    request_model("Jobs_CreateOrUpdate")
+}
+
+#[test]
+fn train_aml_runconfig_becomes_a_schema_valid_command_job() {
+    let rc = csiebler_runconfig("config/conda.yml");
+    let mut ctx = context(&rc, "cli-training");
+    ctx.data = vec![dataset_input(
+        "training_dataset",
+        "cli-training-tutorial",
+        "1",
+    )];
+    let job = jobs::command_job(&rc, &ctx).expect("translates");
+    assert_schema_valid(&job_model(), &job.body);
+    let props = &job.body["properties"];
+    assert_eq!(
+        props["command"],
+        "python train.py --data-path ${{inputs.training_dataset}}"
+    );
+    assert_eq!(
+        props["inputs"]["training_dataset"]["uri"],
+        "azureml:cli-training-tutorial:1"
+    );
+    assert_eq!(job.warnings.len(), 1, "pathOnCompute rewrite is announced");
+    insta::assert_json_snapshot!("command_job_csiebler_train_aml", job.body);
+}
+
+#[test]
+fn hyperdrive_pair_becomes_a_schema_valid_sweep_job() {
+    let rc = csiebler_runconfig("conda.yml");
+    let mut ctx = context(&rc, "hyperdrive-test");
+    ctx.data = vec![dataset_input(
+        "training_dataset",
+        "german-credit-train-tutorial",
+        "1",
+    )];
+    let job = jobs::sweep_job(&rc, &csiebler_hdconfig(), &ctx).expect("translates");
+    assert_schema_valid(&job_model(), &job.body);
+    let props = &job.body["properties"];
+    assert_eq!(
+        props["trial"]["command"],
+        "python train.py --data-path ${{inputs.training_dataset}} --c ${{search_space.c}}"
+    );
+    assert_eq!(
+        props["searchSpace"],
+        json!({"c": ["choice", [[0.5, 1, 1.5]]]})
+    );
+    assert_eq!(props["limits"]["timeout"], "PT1H");
+    insta::assert_json_snapshot!("sweep_job_csiebler_hyperdrive", job.body);
+}
+
+#[test]
+fn azure_docs_hdconfig_template_becomes_a_schema_valid_sweep_job() {
+    let mut rc = csiebler_runconfig("conda.yml");
+    rc.arguments.clear();
+    rc.max_run_duration_seconds = Some(1800);
+    let mut hd = csiebler_hdconfig();
+    hd.parameter_space[0].name = "--penalty".into();
+    hd.primary_metric_name = "Accuracy".into();
+    hd.max_concurrent_runs = 2;
+    hd.max_duration_minutes = 100;
+    let job = jobs::sweep_job(&rc, &hd, &context(&rc, "docs")).expect("translates");
+    assert_schema_valid(&job_model(), &job.body);
+    let limits = &job.body["properties"]["limits"];
+    assert_eq!(limits["timeout"], "PT1H40M");
+    assert_eq!(limits["trialTimeout"], "PT30M");
+    insta::assert_json_snapshot!("sweep_job_azure_docs_template", job.body);
+}
+
+#[test]
+fn every_search_space_expression_and_policy_is_schema_valid() {
+    let rc = csiebler_runconfig("conda.yml");
+    let expressions = [
+        Expression::RandInt { upper: 10 },
+        Expression::Uniform { min: 0.0, max: 1.0 },
+        Expression::QUniform {
+            min: 1.0,
+            max: 9.0,
+            q: 2.0,
+        },
+        Expression::LogUniform {
+            min: -6.0,
+            max: -1.0,
+        },
+        Expression::QLogUniform {
+            min: 0.0,
+            max: 4.0,
+            q: 1.0,
+        },
+        Expression::Normal {
+            mu: 0.0,
+            sigma: 1.0,
+        },
+        Expression::QNormal {
+            mu: 5.0,
+            sigma: 2.0,
+            q: 1.0,
+        },
+        Expression::LogNormal {
+            mu: 0.0,
+            sigma: 0.5,
+        },
+        Expression::QLogNormal {
+            mu: 1.0,
+            sigma: 0.5,
+            q: 1.0,
+        },
+        Expression::Choice(vec![json!("adam"), json!("sgd")]),
+    ];
+    let policies = [
+        PolicySpec::Bandit {
+            evaluation_interval: 2,
+            delay_evaluation: 5,
+            slack: Slack::Amount(0.1),
+        },
+        PolicySpec::MedianStopping {
+            evaluation_interval: 1,
+            delay_evaluation: 3,
+        },
+        PolicySpec::TruncationSelection {
+            evaluation_interval: 1,
+            delay_evaluation: 0,
+            truncation_percentage: 20,
+        },
+        PolicySpec::NoTermination,
+    ];
+    let mut hd = csiebler_hdconfig();
+    hd.parameter_space = expressions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Parameter {
+            name: format!("--p-{i}"),
+            expression: e.clone(),
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for policy in policies {
+        hd.policy = policy;
+        let mut ctx = context(&rc, "all");
+        ctx.seed = Some(42);
+        let job = jobs::sweep_job(&rc, &hd, &ctx).expect("translates");
+        assert_schema_valid(&job_model(), &job.body);
+        bodies.push(json!({
+            "earlyTermination": job.body["properties"]["earlyTermination"],
+        }));
+        if bodies.len() == 1 {
+            insta::assert_json_snapshot!(
+                "sweep_search_space_all_expressions",
+                job.body["properties"]["searchSpace"]
+            );
+        }
+    }
+    insta::assert_json_snapshot!("sweep_policies", bodies);
+}
+
+#[test]
+fn grid_and_bayesian_sampling_are_schema_valid() {
+    let rc = csiebler_runconfig("conda.yml");
+    for sampling in [SamplingKind::Grid, SamplingKind::Bayesian] {
+        let mut hd = csiebler_hdconfig();
+        hd.sampling = sampling;
+        hd.policy = PolicySpec::NoTermination;
+        let job = jobs::sweep_job(&rc, &hd, &context(&rc, "s")).expect("translates");
+        assert_schema_valid(&job_model(), &job.body);
+        assert!(job.body["properties"].get("earlyTermination").is_none());
+    }
+}
+
+#[test]
+fn distributed_frameworks_map_to_v2_distributions() {
+    let cases = [
+        (
+            "Python",
+            "OpenMpi",
+            json!({"distributionType": "Mpi", "processCountPerInstance": 2}),
+        ),
+        (
+            "Python",
+            "IntelMpi",
+            json!({"distributionType": "Mpi", "processCountPerInstance": 2}),
+        ),
+        (
+            "PyTorch",
+            "Nccl",
+            json!({"distributionType": "PyTorch", "processCountPerInstance": 4}),
+        ),
+        (
+            "TensorFlow",
+            "ParameterServer",
+            json!({"distributionType": "TensorFlow", "workerCount": 3, "parameterServerCount": 1}),
+        ),
+    ];
+    for (framework, communicator, expected) in cases {
+        let mut rc = csiebler_runconfig("conda.yml");
+        rc.framework = framework.into();
+        rc.communicator = communicator.into();
+        rc.node_count = 2;
+        let mut ctx = context(&rc, "dist");
+        ctx.distribution = DistributionSettings {
+            mpi_process_count_per_node: Some(2),
+            pytorch_process_count: Some(8),
+            tensorflow_worker_count: Some(3),
+            tensorflow_parameter_server_count: Some(1),
+        };
+        let job = jobs::command_job(&rc, &ctx).expect("translates");
+        assert_schema_valid(&job_model(), &job.body);
+        assert_eq!(
+            job.body["properties"]["distribution"], expected,
+            "{framework}/{communicator}"
+        );
+        assert_eq!(job.body["properties"]["resources"]["instanceCount"], 2);
+    }
+}
+
+#[test]
+fn pyspark_framework_is_an_error_naming_the_field() {
+    // mlops-imagenet-docker.runconfig
+    let mut rc = csiebler_runconfig("conda.yml");
+    rc.framework = "PySpark".into();
+    let err = jobs::command_job(&rc, &context(&rc, "x")).unwrap_err();
+    assert!(matches!(err, JobSpecError::Unsupported { ref field, .. } if field == "framework"));
+    assert!(err.to_string().contains("PySpark"), "{err}");
+}
+
+#[test]
+fn dataset_consumed_by_id_is_an_error_naming_the_field() {
+    // mlops-cli-train-deploy-mnist.runconfig: `DatasetConsumptionConfig:mnist` with dataset.id only.
+    let mut rc = csiebler_runconfig("conda.yml");
+    rc.arguments = vec![
+        "--data-folder".into(),
+        "DatasetConsumptionConfig:mnist".into(),
+    ];
+    let mut ctx = context(&rc, "mnist");
+    ctx.data = vec![DataInput {
+        name: "mnist".into(),
+        field: "data.mnist".into(),
+        source: DataSource::DatasetId("ed4b4117-8eec-4a5f-afb6-481bd5ef0017".into()),
+        mode: DeliveryMode::Mount,
+        env_var: Some("mnist".into()),
+        path_on_compute: None,
+    }];
+    let err = jobs::command_job(&rc, &ctx).unwrap_err().to_string();
+    assert!(err.contains("data.mnist.dataLocation.dataset.id"), "{err}");
+}
+
+#[test]
+fn dataset_consumption_argument_and_datastore_reference_are_rewritten() {
+    let mut rc = csiebler_runconfig("conda.yml");
+    rc.arguments = vec![
+        "--data-folder".into(),
+        "DatasetConsumptionConfig:mnist".into(),
+        "--raw=$AZUREML_DATAREFERENCE_raw".into(),
+    ];
+    let mut ctx = context(&rc, "mnist");
+    ctx.data = vec![
+        DataInput {
+            name: "mnist".into(),
+            field: "data.mnist".into(),
+            source: DataSource::Dataset {
+                name: "mnist".into(),
+                version: None,
+            },
+            mode: DeliveryMode::Mount,
+            env_var: None,
+            path_on_compute: None,
+        },
+        DataInput {
+            name: "raw".into(),
+            field: "dataReferences.raw".into(),
+            source: DataSource::Datastore {
+                datastore: "workspaceblobstore".into(),
+                path: "/raw/images".into(),
+            },
+            mode: DeliveryMode::Download,
+            env_var: None,
+            path_on_compute: None,
+        },
+    ];
+    let job = jobs::command_job(&rc, &ctx).expect("translates");
+    assert_schema_valid(&job_model(), &job.body);
+    let props = &job.body["properties"];
+    assert_eq!(
+        props["command"],
+        "python train.py --data-folder ${{inputs.mnist}} --raw=${{inputs.raw}}"
+    );
+    assert_eq!(
+        props["inputs"]["raw"]["uri"],
+        "azureml://datastores/workspaceblobstore/paths/raw/images"
+    );
+    assert_eq!(props["inputs"]["mnist"]["mode"], "ReadOnlyMount");
+}
+
+#[test]
+fn local_target_on_azure_is_an_error_with_a_hint() {
+    let err = jobs::compute_id(&workspace(), "local").unwrap_err();
+    assert!(err.to_string().contains("`target`"), "{err}");
+}
+
+#[test]
+fn arguments_with_spaces_and_quotes_reach_the_script_unchanged() {
+    let mut rc = csiebler_runconfig("conda.yml");
+    rc.arguments = vec!["--name".into(), "my model's run".into(), "$HOME".into()];
+    let job = jobs::command_job(&rc, &context(&rc, "q")).expect("translates");
+    assert_eq!(
+        job.body["properties"]["command"],
+        r"python train.py --name 'my model'\''s run' '$HOME'"
+    );
+}
+
+#[test]
+fn top_level_environment_variables_win_over_the_environment_section() {
+    let mut rc = csiebler_runconfig("conda.yml");
+    rc.environment_variables = env_vars(&[("EXAMPLE_ENV_VAR", "top"), ("OTHER", "1")]);
+    let job = jobs::command_job(&rc, &context(&rc, "e")).expect("translates");
+    assert_eq!(
+        job.body["properties"]["environmentVariables"],
+        json!({"EXAMPLE_ENV_VAR": "top", "OTHER": "1"})
+    );
+}
+
+#[test]
+fn max_run_duration_becomes_the_command_job_timeout() {
+    let mut rc = csiebler_runconfig("conda.yml");
+    rc.max_run_duration_seconds = Some(7200);
+    let job = jobs::command_job(&rc, &context(&rc, "t")).expect("translates");
+    assert_eq!(
+        job.body["properties"]["limits"],
+        json!({"jobLimitsType": "Command", "timeout": "PT2H"})
+    );
+}
+
+#[test]
+fn search_space_keys_that_collide_are_an_error() {
+    let rc = csiebler_runconfig("conda.yml");
+    let mut hd = csiebler_hdconfig();
+    hd.parameter_space.push(Parameter {
+        name: "-c".into(),
+        expression: Expression::Choice(vec![json!(1)]),
+    });
+    let err = jobs::sweep_job(&rc, &hd, &context(&rc, "c")).unwrap_err();
+    assert!(err.to_string().contains("search space key 'c'"), "{err}");
+}
+
+#[test]
+fn anonymous_environment_body_is_a_schema_valid_environment_version() {
+    let rc = csiebler_runconfig("conda.yml");
+    let conda = "name: project_environment\ndependencies:\n  - python=3.10\n";
+    let plan = environment::plan(&rc.environment, Some(conda)).expect("plans");
+    let EnvironmentPlan::Anonymous(anon) = plan else {
+        panic!("expected an anonymous environment, got {plan:?}");
+    };
+    assert_schema_valid(
+        &request_model("EnvironmentVersions_CreateOrUpdate"),
+        &anon.body,
+    );
+    assert_eq!(anon.name, "CliV2AnonymousEnvironment");
+    insta::assert_json_snapshot!(
+        "environment_anonymous_csiebler",
+        json!({
+            "name": anon.name, "version": anon.version, "body": anon.body
+        })
+    );
+}
+
+#[test]
+fn schema_check_rejects_what_the_service_would_reject() {
+    // Guards the guard: an unknown key or a missing environmentId must fail validation.
+    let rc = csiebler_runconfig("conda.yml");
+    let mut job = jobs::command_job(&rc, &context(&rc, "g"))
+        .expect("translates")
+        .body;
+    job["properties"]["scriptName"] = json!("train.py");
+    let unknown = std::panic::catch_unwind(|| assert_schema_valid(&job_model(), &job));
+    assert!(unknown.is_err(), "unknown key accepted");
+    let mut job = jobs::command_job(&rc, &context(&rc, "g"))
+        .expect("translates")
+        .body;
+    job["properties"]
+        .as_object_mut()
+        .map(|p| p.remove("environmentId"));
+    let missing = std::panic::catch_unwind(|| assert_schema_valid(&job_model(), &job));
+    assert!(missing.is_err(), "missing environmentId accepted");
+}
