@@ -128,7 +128,7 @@ pub trait LogSink: Send + Sync {
 pub struct SubmitScript {
     /// The runconfig after CLI overrides (script/arguments, `--ct`, `-d`).
     pub run_config: crate::model::runconfig::RunConfig,
-    /// `--source-directory`, else the project folder: what gets snapshotted.
+    /// `--source-directory`, else `--path` (v1): what gets snapshotted; the script is relative to it.
     pub source_dir: std::path::PathBuf,
     /// The project folder (where `.azureml/` lives).
     pub project_dir: std::path::PathBuf,

@@ -4,7 +4,7 @@
 
 use assert_cmd::Command;
 use azml::cli::Cli;
-use clap::CommandFactory;
+use clap::{CommandFactory, Parser};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -630,4 +630,50 @@ fn submit_without_experiment_is_a_usage_error_before_any_backend_work() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("-e NAME"));
+}
+
+/// A value clap accepts for `arg`: its first choice, else a number (every
+/// value-taking flag accepts digits: names, paths, sizes, counts).
+fn sample_value(arg: &clap::Arg) -> String {
+    arg.get_possible_values()
+        .first()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_else(|| "7".to_string())
+}
+
+/// Every flag of every command, given together, parses (no clashes, no bad value parsers).
+#[test]
+fn all_flags_of_each_command_parse_together() {
+    let mut root = Cli::command();
+    root.build();
+    for path in leaf_commands() {
+        let words: Vec<&str> = path.iter().map(String::as_str).collect();
+        let cmd = find_command(&root, &words).unwrap();
+        let mut argv: Vec<String> = vec!["azml".into()];
+        argv.extend(path.iter().cloned());
+        let mut trailing = false;
+        for arg in cmd.get_arguments() {
+            if arg.is_global_set() || matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            if arg.is_positional() {
+                trailing = true;
+                continue;
+            }
+            let flag = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => format!("-{}", arg.get_short().unwrap()),
+            };
+            argv.push(flag);
+            if arg.get_action().takes_values() {
+                argv.push(sample_value(arg));
+            }
+        }
+        if trailing {
+            argv.extend(["train.py", "--lr", "0.1"].map(String::from));
+        }
+        if let Err(e) = Cli::try_parse_from(&argv) {
+            panic!("{argv:?}: {e}");
+        }
+    }
 }

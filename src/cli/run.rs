@@ -1,6 +1,6 @@
 //! `azml run …`: submit, inspect and follow runs.
 use super::{KeyValue, MetadataArgs, WorkspaceArgs, parse_key_value};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -129,16 +129,45 @@ pub struct RunListArgs {
     #[arg(long, value_name = "RUN_ID")]
     pub pipeline_run_id: Option<String>,
     /// Status of the run.
-    #[arg(long, ignore_case = true, value_parser = [
-        "Completed", "Failed", "Finalizing", "Preparing", "Provisioning", "Queued", "Running",
-        "Starting", "Canceled",
-    ])]
-    pub status: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub status: Option<RunStatus>,
     /// Tags for a run with 'key[=value]' syntax.
     #[arg(long, value_name = "KEY[=VALUE]", value_parser = parse_key_value, num_args = 1..)]
     pub tags: Vec<KeyValue>,
     #[command(flatten)]
     pub common: RunCommonArgs,
+}
+
+/// v1's `--status` choices (plus `Canceled`), matched in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "PascalCase")]
+pub enum RunStatus {
+    Completed,
+    Failed,
+    Finalizing,
+    Preparing,
+    Provisioning,
+    Queued,
+    Running,
+    Starting,
+    Canceled,
+}
+
+impl RunStatus {
+    /// The spelling run JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "Completed",
+            RunStatus::Failed => "Failed",
+            RunStatus::Finalizing => "Finalizing",
+            RunStatus::Preparing => "Preparing",
+            RunStatus::Provisioning => "Provisioning",
+            RunStatus::Queued => "Queued",
+            RunStatus::Running => "Running",
+            RunStatus::Starting => "Starting",
+            RunStatus::Canceled => "Canceled",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -256,5 +285,21 @@ mod tests {
             args.submit.script_and_arguments,
             ["train.py", "--seed", "1"]
         );
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use crate::cli::{Cli, Command, RunCommand};
+    use clap::Parser;
+
+    /// az accepted enum values in any case; backends compare the canonical spelling.
+    #[test]
+    fn status_is_case_insensitive_and_canonical() {
+        let cli = Cli::try_parse_from(["azml", "run", "list", "--status", "completed"]).unwrap();
+        let Command::Run(RunCommand::List(args)) = cli.command else {
+            panic!("not run list");
+        };
+        assert_eq!(args.status.map(super::RunStatus::as_str), Some("Completed"));
     }
 }

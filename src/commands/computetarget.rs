@@ -11,6 +11,14 @@ use serde_json::Value;
 
 pub async fn dispatch(ctx: &Context, command: ComputetargetCommand) -> anyhow::Result<i32> {
     use ComputetargetCommand as C;
+    // The group's own `-v` means what `--verbose` means.
+    let verbose;
+    let ctx = if common_of(&command).verbosity_flag {
+        verbose = ctx.verbose();
+        &verbose
+    } else {
+        ctx
+    };
     match command {
         C::Create(cmd) => create(ctx, cmd).await,
         C::Attach(cmd) => attach(ctx, cmd).await,
@@ -32,6 +40,45 @@ pub async fn dispatch(ctx: &Context, command: ComputetargetCommand) -> anyhow::R
         C::Update(cmd) => update(ctx, cmd).await,
         C::ListNodes(args) => list_nodes(ctx, &args).await,
         C::GetCredentials(args) => get_credentials(ctx, &args).await,
+    }
+}
+
+/// The workspace flags (and `-v`) of any computetarget command.
+fn common_of(command: &ComputetargetCommand) -> &ComputeWorkspaceArgs {
+    use ComputetargetCommand as C;
+    match command {
+        C::Create(CreateCommand::Amlcompute(a)) => &a.common,
+        C::Create(CreateCommand::Computeinstance(a)) => &a.common,
+        C::Create(CreateCommand::Aks(a)) => &a.common,
+        C::Create(CreateCommand::Datafactory(a)) => &a.common,
+        C::Attach(AttachCommand::Remote(a) | AttachCommand::Hdi(a)) => &a.common,
+        C::Attach(AttachCommand::Kubernetes(a)) => &a.resource.common,
+        C::Attach(AttachCommand::Databricks(a)) => &a.resource.common,
+        C::Attach(
+            AttachCommand::Aks(a)
+            | AttachCommand::Adla(a)
+            | AttachCommand::Synapse(a)
+            | AttachCommand::Batch(a)
+            | AttachCommand::Datafactory(a),
+        ) => &a.common,
+        C::Computeinstance(
+            ComputeinstanceCommand::Start(a)
+            | ComputeinstanceCommand::Stop(a)
+            | ComputeinstanceCommand::Restart(a),
+        )
+        | C::Start(a)
+        | C::Stop(a)
+        | C::Restart(a) => &a.target.common,
+        C::Amlcompute(AmlcomputeCommand::Identity(
+            IdentityCommand::Assign(a) | IdentityCommand::Remove(a),
+        )) => &a.target.common,
+        C::Amlcompute(AmlcomputeCommand::Identity(IdentityCommand::Show(a))) => &a.common,
+        C::Delete(a) | C::Detach(a) | C::Show(a) | C::ListNodes(a) | C::GetCredentials(a) => {
+            &a.common
+        }
+        C::List(a) => a,
+        C::Update(UpdateCommand::Amlcompute(a)) => &a.common,
+        C::Update(UpdateCommand::Aks(a)) => &a.common,
     }
 }
 

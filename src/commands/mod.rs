@@ -95,6 +95,15 @@ impl Context {
         Self { global, printer }
     }
 
+    /// The same context with `--verbose` turned on (for per-command `-v` flags).
+    pub fn verbose(&self) -> Context {
+        let mut global = self.global.clone();
+        global.verbose = true;
+        let mut printer = self.printer.clone();
+        printer.verbosity = printer.verbosity.max(Verbosity::Verbose);
+        Context { global, printer }
+    }
+
     /// The printer, also writing the result to `-t FILE` when given.
     pub fn printer_with(&self, metadata: &MetadataArgs) -> Printer {
         let mut printer = self.printer.clone();

@@ -41,7 +41,7 @@ async fn list(ctx: &Context, args: &RunListArgs) -> anyhow::Result<i32> {
     let filter = RunFilter {
         experiment: resolved.experiment.clone(),
         last: args.last,
-        status: args.status.clone(),
+        status: args.status.map(|s| s.as_str().to_string()),
         tags: pairs(&args.tags),
         // A pipeline run's steps are its children.
         parent_run_id: args
@@ -195,7 +195,7 @@ fn prepare_submission(
     show_warnings(&ctx.printer, &warnings);
     let mut run_config = loaded?;
     apply_overrides(&mut run_config, args)?;
-    let source_dir = source_dir(args, &resolved)?;
+    let source_dir = source_dir(args)?;
     let request = SubmitScript {
         run_config,
         source_dir,
@@ -281,11 +281,10 @@ fn apply_overrides(run_config: &mut RunConfig, args: &SubmitArgs) -> anyhow::Res
     Ok(())
 }
 
-/// `--source-directory`, else the project folder.
-fn source_dir(args: &SubmitArgs, resolved: &ResolvedWorkspace) -> anyhow::Result<PathBuf> {
-    let Some(dir) = &args.source_directory else {
-        return Ok(resolved.project_dir.clone());
-    };
+/// `--source-directory`, else `--path` (v1's default; discovery already checked it exists).
+fn source_dir(args: &SubmitArgs) -> anyhow::Result<PathBuf> {
+    let path = &args.common.workspace.path;
+    let dir = args.source_directory.as_ref().unwrap_or(path);
     if !dir.is_dir() {
         return Err(UserError::usage(format!(
             "--source-directory {} is not a directory",
