@@ -108,5 +108,8 @@ fn as_exit_coded<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a
     if let Some(e) = cause.downcast_ref::<crate::arm::jobs::JobSpecError>() {
         return Some(e);
     }
+    if let Some(e) = cause.downcast_ref::<crate::output::OutputError>() {
+        return Some(e);
+    }
     None
 }

@@ -1,10 +1,22 @@
 //! Everything the user sees goes through here. Results go to stdout in the
 //! chosen `-o` format after `--query` (JMESPath); messages go to stderr in one
 //! style: `error: …`, `warning: …`, `hint: …`, plain info lines.
+//!
+//! Formatting reproduces az's (knack's) byte for byte; see the submodules.
+//! `tests/output.rs` compares every format with knack itself.
+
+mod color;
+pub mod json;
+pub mod query;
+mod table;
+mod tsv;
+pub mod value;
+mod yaml;
 
 use serde_json::Value;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use value::Doc;
 
 /// `-o/--output`, the formats az offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -23,6 +35,10 @@ pub enum Format {
 pub enum OutputError {
     #[error("invalid --query expression: {0}")]
     Query(String),
+    #[error(
+        "Table output unavailable. Use the --query option to specify an appropriate query. Use --debug for more info."
+    )]
+    TableUnavailable,
     #[error("output metadata file {0} already exists")]
     MetadataFileExists(PathBuf),
     #[error("cannot write {path}: {source}")]
@@ -61,11 +77,24 @@ impl Printer {
         if let Some(path) = &self.metadata_file {
             write_metadata_file(path, value)?;
         }
-        let rendered = render(value, self.format, self.query.as_deref())?;
+        let rendered = render(value, self.effective_format(), self.query.as_deref())?;
         let mut out = std::io::stdout().lock();
         out.write_all(rendered.as_bytes())?;
         out.flush()?;
         Ok(())
+    }
+
+    /// `jsonc`/`yamlc` colour only when both stdout and stderr are terminals and
+    /// `NO_COLOR` is unset (knack's rule); otherwise they are `json`/`yaml`.
+    pub fn effective_format(&self) -> Format {
+        let color = std::io::stdout().is_terminal()
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none();
+        match self.format {
+            Format::Jsonc if !color => Format::Json,
+            Format::Yamlc if !color => Format::Yaml,
+            other => other,
+        }
     }
 
     pub fn warn(&self, message: impl std::fmt::Display) {
@@ -101,7 +130,7 @@ fn write_metadata_file(path: &PathBuf, value: &Value) -> Result<(), OutputError>
                 source: e,
             },
         })?;
-    let text = serde_json::to_string_pretty(value).expect("a Value always serializes");
+    let text = json::render(&Doc::from(value));
     file.write_all(text.as_bytes())
         .map_err(|e| OutputError::Write {
             path: path.clone(),
@@ -109,15 +138,50 @@ fn write_metadata_file(path: &PathBuf, value: &Value) -> Result<(), OutputError>
         })
 }
 
-/// Render `value` in `format` after applying `query`. The returned text ends with a newline
-/// (or is empty for `none`).
+/// Render `value` in `format` after applying `query`, exactly as az would.
+/// The text ends with a newline; it is empty for `none` and when the result
+/// (after the query) is null, because az prints nothing for a null result.
+/// `jsonc`/`yamlc` are coloured here; `Printer` downgrades them off a terminal.
 pub fn render(value: &Value, format: Format, query: Option<&str>) -> Result<String, OutputError> {
-    let _ = query; // JMESPath lands with the output work; json only for now.
-    match format {
-        Format::None => Ok(String::new()),
-        _ => Ok(format!(
-            "{}\n",
-            serde_json::to_string_pretty(value).expect("Value serializes")
-        )),
+    let mut doc = Doc::from(value);
+    if let Some(expression) = query {
+        let ast = query::compile(expression).map_err(|e| OutputError::Query(e.0))?;
+        doc = query::search(&ast, &doc).map_err(|e| OutputError::Query(e.0))?;
+    }
+    if matches!(doc, Doc::Null) {
+        return Ok(String::new());
+    }
+    Ok(match format {
+        Format::Json => json::render(&doc),
+        Format::Jsonc => color::json(&json::render(&doc)),
+        Format::Yaml => yaml::render(&doc),
+        Format::Yamlc => color::yaml(&yaml::render(&doc)),
+        Format::Table => {
+            table::render(&doc, query.is_some()).ok_or(OutputError::TableUnavailable)?
+        }
+        Format::Tsv => tsv::render(&doc),
+        Format::None => String::new(),
+    })
+}
+
+/// A bad `--query` is a usage error (exit 2), like any bad argument.
+impl crate::error::ExitCoded for OutputError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            OutputError::Query(_) => crate::error::exit::USAGE,
+            _ => crate::error::exit::ERROR,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            OutputError::Query(_) => Some("see https://jmespath.org for the query syntax".into()),
+            OutputError::TableUnavailable => {
+                Some("try --query to pick scalar fields, e.g. --query \"[].{Name:name}\"".into())
+            }
+            OutputError::MetadataFileExists(_) => {
+                Some("remove the file or choose another -t path".into())
+            }
+            _ => None,
+        }
     }
 }
