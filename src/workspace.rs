@@ -100,7 +100,7 @@ pub trait Workspace {
         let _ = (run_id, logs);
         Err(not_supported("run monitor-logs"))
     }
-    /// Copy a run's log files into `output_dir`; returns what was written.
+    /// Copy a run's log files into `output_dir` (created if missing); returns what was written.
     async fn download_logs(&self, run_id: &str, output_dir: &std::path::Path) -> WsResult<Value> {
         let _ = (run_id, output_dir);
         Err(not_supported("run download-logs"))

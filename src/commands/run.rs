@@ -98,9 +98,6 @@ async fn monitor_logs(ctx: &Context, args: &RunIdArgs) -> anyhow::Result<i32> {
 
 async fn download_logs(ctx: &Context, args: &DownloadLogsArgs) -> anyhow::Result<i32> {
     let (_, backend) = open(ctx, &args.run.common)?;
-    std::fs::create_dir_all(&args.output_dir).map_err(|e| {
-        UserError::failed(format!("cannot create {}: {e}", args.output_dir.display()))
-    })?;
     let files = backend
         .download_logs(&args.run.run, &args.output_dir)
         .await?;
@@ -276,7 +273,9 @@ fn apply_overrides(run_config: &mut RunConfig, args: &SubmitArgs) -> anyhow::Res
             ))
             .into());
         }
-        run_config.environment.python.conda_dependencies_file = Some(conda.display().to_string());
+        let absolute = conda.canonicalize().unwrap_or_else(|_| conda.clone());
+        run_config.environment.python.conda_dependencies_file =
+            Some(absolute.display().to_string());
     }
     Ok(())
 }

@@ -183,19 +183,35 @@ fn write_files(
             Ok(_) => backup(ctx, &path)?,
             Err(_) => {}
         }
-        std::fs::write(&path, &file.contents)
-            .map_err(|e| UserError::failed(format!("cannot write {}: {e}", path.display())))?;
+        write_atomically(&path, &file.contents)?;
         written.push(path);
     }
     Ok(written)
 }
 
-/// Move a user's config.json aside (`config.json.bak`) before replacing it.
+/// Write via a temporary file and a rename, so an interrupted attach never
+/// leaves a truncated file behind.
+fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let temporary = with_suffix(path, ".azml-tmp");
+    let result =
+        std::fs::write(&temporary, contents).and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(UserError::failed(format!("cannot write {}: {e}", path.display())).into());
+    }
+    Ok(())
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Copy a user's config.json aside (`config.json.bak`) before replacing it.
 fn backup(ctx: &Context, path: &Path) -> anyhow::Result<()> {
-    let mut backup = path.as_os_str().to_owned();
-    backup.push(".bak");
-    let backup = PathBuf::from(backup);
-    std::fs::rename(path, &backup)
+    let backup = with_suffix(path, ".bak");
+    std::fs::copy(path, &backup)
         .map_err(|e| UserError::failed(format!("cannot back up {}: {e}", path.display())))?;
     ctx.printer.warn(format!(
         "replaced {}; the previous one is in {}",
