@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod hdconfig;
 pub mod runconfig;
+pub mod yaml;
 
 use std::path::PathBuf;
 
