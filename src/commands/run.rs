@@ -241,7 +241,7 @@ pub fn default_run_config() -> RunConfig {
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "python".into()),
                 user_managed_dependencies: true,
-                conda_dependencies_file: None,
+                ..PythonSection::default()
             },
             ..Environment::default()
         },
