@@ -112,6 +112,7 @@ fn csiebler_runconfig(conda: &str) -> RunConfig {
                 interpreter_path: "python".into(),
                 user_managed_dependencies: false,
                 conda_dependencies_file: Some(conda.into()),
+                ..PythonSection::default()
             },
             docker: DockerSection {
                 enabled: true,
@@ -119,8 +120,11 @@ fn csiebler_runconfig(conda: &str) -> RunConfig {
                     "mcr.microsoft.com/azureml/base:intelmpi2018.3-ubuntu16.04".into(),
                 ),
                 base_dockerfile: None,
+                ..DockerSection::default()
             },
+            ..Environment::default()
         },
+        ..RunConfig::default()
     }
 }
 
