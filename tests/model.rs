@@ -863,3 +863,113 @@ fn mutated_fixtures_never_panic() {
         }
     }
 }
+
+/// `azml` run in a scratch project with `train.py`, using a scratch local workspace.
+fn azml_in_project() -> (assert_cmd::Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("train.py"), "print('hi')\n").expect("write");
+    let mut cmd = assert_cmd::Command::cargo_bin("azml").expect("binary");
+    cmd.current_dir(dir.path())
+        .env("AZML_LOCAL_WORKSPACE", dir.path().join(".ws"))
+        .env_remove("AZURE_SUBSCRIPTION_ID")
+        .env_remove("AZML_RESOURCE_GROUP")
+        .env_remove("AZML_WORKSPACE_NAME");
+    (cmd, dir)
+}
+
+fn absolute(rel: &str) -> String {
+    std::env::current_dir()
+        .expect("cwd")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn submit_script_with_a_malformed_runconfig_exits_1_with_the_position_on_stderr() {
+    let cases = [
+        ("rc-nodecount-zero.runconfig", ":2:12: `nodeCount` is 0"),
+        (
+            "rc-command-and-script.runconfig",
+            ":2:10: both `command` and `script`",
+        ),
+        ("rc-bad-indent.runconfig", ":5:4: invalid YAML"),
+        ("rc-pre-2018.runconfig", ": no `environment` section"),
+    ];
+    for (file, expected) in cases {
+        let path = absolute(&format!("{MALFORMED}/{file}"));
+        let (mut cmd, _dir) = azml_in_project();
+        let output = cmd
+            .args(["run", "submit-script", "-e", "exp", "-c", &path, "train.py"])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{path}{expected}")),
+            "{file}: {stderr}"
+        );
+        assert!(stderr.contains("hint: "), "{file}: {stderr}");
+        assert!(output.stdout.is_empty(), "{file}: results only on success");
+    }
+}
+
+#[test]
+fn submit_hyperdrive_with_a_malformed_hdconfig_exits_1_before_any_run() {
+    let runconfig = absolute(&format!(
+        "{EXAMPLES}/generated-azureml-core-1.57.0/.azureml/local"
+    ));
+    for (file, expected) in [
+        (
+            "hd-grid-with-uniform.hdconfig.yml",
+            ":5:17: `sampling.parameter_space[0].expression`: grid sampling",
+        ),
+        (
+            "hd-truncation-zero.hdconfig.yml",
+            ":9:26: `policy.truncation_percentage` is 0",
+        ),
+    ] {
+        let path = absolute(&format!("{MALFORMED}/{file}"));
+        let (mut cmd, _dir) = azml_in_project();
+        let output = cmd
+            .args(["run", "submit-hyperdrive", "-e", "exp", "-c", &runconfig])
+            .args(["--hyperdrive-configuration-name", &path, "train.py"])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{path}{expected}")),
+            "{file}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn submit_script_prints_unknown_key_warnings_on_stderr() {
+    let (mut cmd, dir) = azml_in_project();
+    std::fs::write(
+        dir.path().join("typo.runconfig"),
+        "script: train.py\nnodeCuont: 1\nenvironment:\n  python:\n    userManagedDependencies: true\n",
+    )
+    .expect("write");
+    let output = cmd
+        .args([
+            "run",
+            "submit-script",
+            "-e",
+            "exp",
+            "-c",
+            "typo",
+            "train.py",
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "typo.runconfig:2:1: unknown key `nodeCuont` is ignored; did you mean `nodeCount`?"
+        ),
+        "{stderr}"
+    );
+}

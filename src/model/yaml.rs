@@ -523,15 +523,18 @@ impl Doc<'_> {
             ));
         };
         if value < min || value > max {
-            let range = if max >= i64::from(u32::MAX) {
-                format!("at least {min}")
+            let (range, hint) = if max >= i64::from(u32::MAX) {
+                (format!("at least {min}"), format!("use {min} or more"))
             } else {
-                format!("between {min} and {max}")
+                (
+                    format!("between {min} and {max}"),
+                    format!("use a value from {min} to {max}"),
+                )
             };
             return Err(self.error(
                 node.pos,
                 format!("`{path}` is {value}; it must be {range}"),
-                format!("use a value {range}"),
+                hint,
             ));
         }
         Ok(value)
