@@ -514,6 +514,15 @@ fn folder_attach_locally_uses_a_python_that_exists() {
     let summary = stdout_json(&output);
     assert_eq!(summary["Workspace name"], "local");
     assert_eq!(summary["Experiment name"], "exp1");
+    // The runconfig loads cleanly: no warning or error names it.
+    let submit = azml()
+        .args(["run", "submit-script", "-c", "local", "--async", "--path"])
+        .arg(dir.path())
+        .arg("train.py")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&submit.stderr);
+    assert!(!stderr.contains(".azureml/local"), "{stderr}");
 }
 
 #[test]
@@ -686,4 +695,76 @@ fn all_flags_of_each_command_parse_together() {
             panic!("{argv:?}: {e}");
         }
     }
+}
+
+// ---- submission: v1 files are checked before any backend work ---------------
+
+#[test]
+fn submit_with_missing_runconfig_says_where_it_looked() {
+    let dir = tempdir();
+    let output = azml()
+        .args([
+            "run",
+            "submit-script",
+            "-e",
+            "exp",
+            "-c",
+            "nosuch",
+            "--path",
+        ])
+        .arg(dir.path())
+        .arg("train.py")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'nosuch' not found"), "{stderr}");
+}
+
+#[test]
+fn runconfig_warnings_are_printed_before_submission() {
+    let dir = tempdir();
+    azml()
+        .args(["folder", "attach", "-e", "exp", "--path"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let local = dir.path().join(".azureml/local");
+    let text = read(&local).replace("framework: Python\n", "framework: Python\nframwork: typo\n");
+    std::fs::write(&local, text).unwrap();
+    let output = azml()
+        .args(["run", "submit-script", "-c", "local", "--async", "--path"])
+        .arg(dir.path())
+        .arg("train.py")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("framwork"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn submit_hyperdrive_with_missing_hdconfig_fails_cleanly() {
+    let dir = tempdir();
+    azml()
+        .args(["folder", "attach", "-e", "exp", "--path"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let output = azml()
+        .args([
+            "run",
+            "submit-hyperdrive",
+            "--hyperdrive-configuration-name",
+            "nosuch.yml",
+            "--path",
+        ])
+        .arg(dir.path())
+        .arg("train.py")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nosuch.yml"));
 }

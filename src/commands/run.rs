@@ -7,7 +7,7 @@ use crate::cli::KeyValue;
 use crate::cli::run::*;
 use crate::config::ResolvedWorkspace;
 use crate::error::{UserError, exit};
-use crate::model::runconfig::{self, Environment, PythonSection, RunConfig};
+use crate::model::runconfig::{self, RunConfig};
 use crate::model::{ModelError, Warning, hdconfig};
 use crate::output::Printer;
 use crate::workspace::{LogSink, RunFilter, RunOutcome, SubmitHyperdrive, SubmitScript, Workspace};
@@ -230,23 +230,10 @@ fn load_run_config(
 /// v1's default runconfig (target `local`, Python), using the Python found on
 /// PATH as-is instead of building a conda environment.
 pub fn default_run_config() -> RunConfig {
-    RunConfig {
-        target: "local".into(),
-        framework: "Python".into(),
-        communicator: "None".into(),
-        node_count: 1,
-        environment: Environment {
-            python: PythonSection {
-                interpreter_path: super::folder::python_on_path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "python".into()),
-                user_managed_dependencies: true,
-                ..PythonSection::default()
-            },
-            ..Environment::default()
-        },
-        ..RunConfig::default()
-    }
+    let interpreter = super::folder::python_on_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "python".into());
+    RunConfig::default_local(&interpreter)
 }
 
 /// v1's precedence: the script and arguments on the command line replace the
