@@ -21,6 +21,12 @@ pub enum WorkspaceError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A failure with advice for the user.
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -39,7 +45,9 @@ impl ExitCoded for WorkspaceError {
                  (or pass -w/-g/--subscription-id)"
                     .into(),
             ),
-            WorkspaceError::Unsupported { hint, .. } => hint.clone(),
+            WorkspaceError::Unsupported { hint, .. } | WorkspaceError::Failed { hint, .. } => {
+                hint.clone()
+            }
             _ => None,
         }
     }

@@ -1,0 +1,90 @@
+//! Git facts about a source directory, recorded as run properties the way
+//! Azure ML does (its v2 names and MLflow's), so a run says which code it ran.
+
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Properties for the repository containing `dir`; empty when `dir` is not in
+/// a git work tree or `git` is not installed (silently: git is optional).
+pub fn git_properties(dir: &Path) -> Map<String, Value> {
+    let mut props = Map::new();
+    let Some(head) = git(dir, &["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]) else {
+        return props;
+    };
+    let mut lines = head.lines();
+    let (Some(commit), Some(branch)) = (lines.next(), lines.next()) else {
+        return props;
+    };
+    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"])
+        .map(|s| !s.trim().is_empty())
+        .unwrap_or(false);
+    let mut put = |k: &str, v: &str| {
+        props.insert(k.into(), Value::String(v.into()));
+    };
+    put("mlflow.source.git.commit", commit);
+    put("azureml.git.commit", commit);
+    if branch != "HEAD" {
+        put("mlflow.source.git.branch", branch);
+        put("azureml.git.branch", branch);
+    }
+    put("azureml.git.dirty", if dirty { "True" } else { "False" });
+    if let Some(url) = git(dir, &["config", "--get", "remote.origin.url"]) {
+        let url = strip_credentials(url.trim());
+        put("mlflow.source.git.repoURL", &url);
+        put("azureml.git.repository_uri", &url);
+    }
+    props
+}
+
+/// `https://user:token@host/x` → `https://host/x`: credentials never reach run properties.
+pub fn strip_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_remote_urls_are_removed() {
+        assert_eq!(
+            strip_credentials("https://bob:s3cret@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            strip_credentials("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
+    }
+
+    #[test]
+    fn a_folder_outside_git_has_no_git_properties() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(git_properties(dir.path()).is_empty());
+    }
+}

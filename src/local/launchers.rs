@@ -1,0 +1,40 @@
+//! Which [`Launcher`] runs a job on a given compute target. `local` is this
+//! machine; targets stored in the workspace (SSH hosts) get their launcher here.
+
+use super::runner::{Launcher, LocalLauncher};
+use super::store::Store;
+use crate::workspace::{WorkspaceError, WsResult};
+
+/// The implicit compute target every local workspace has.
+pub const LOCAL_TARGET: &str = "local";
+
+/// Fail early (before a run is created) when `target` cannot run jobs.
+pub fn check_target(store: &Store, target: &str) -> WsResult<()> {
+    launcher_for(store, target).map(|_| ())
+}
+
+/// The launcher for `target`.
+pub fn launcher_for(store: &Store, target: &str) -> WsResult<Box<dyn Launcher>> {
+    if target == LOCAL_TARGET {
+        return Ok(Box::new(LocalLauncher));
+    }
+    let compute = store
+        .compute(target)
+        .map_err(super::submit::store_err)?
+        .ok_or_else(|| WorkspaceError::Failed {
+            message: format!("compute target '{target}' does not exist in the local workspace"),
+            hint: Some(
+                "use `--ct local`, attach an SSH host with `azml computetarget attach remote`, \
+                 or attach an Azure workspace to use its computes"
+                    .into(),
+            ),
+        })?;
+    Err(WorkspaceError::Unsupported {
+        what: format!(
+            "running on compute target '{target}' ({})",
+            compute.compute_type
+        ),
+        backend: "local",
+        hint: None,
+    })
+}

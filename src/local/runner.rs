@@ -1,0 +1,562 @@
+//! Runs one job (a training script) to completion and records it in the store.
+//!
+//! *How* the process starts is a [`Launcher`]: [`LocalLauncher`] spawns it on
+//! this machine in its own process group; the SSH runner provides one that
+//! spawns `ssh …` and knows how to stop the remote group and bring `outputs/`
+//! back. Everything else is shared: status transitions, live output into
+//! `user_logs/std_log.txt` (and optionally the terminal), v1 offline metric
+//! lines, `maxRunDurationSeconds`, cancellation (Ctrl-C, `run cancel` from
+//! another process, a sweep policy) and the final status.
+
+use super::process;
+use super::store::{MetricPoint, RunEnd, RunStatus, Store, StoreError, now_ms};
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
+
+/// Where a run's combined stdout/stderr is kept, relative to its folder.
+pub const STD_LOG: &str = "user_logs/std_log.txt";
+
+/// Why running a job failed outright (as opposed to the script failing).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("cannot start '{program}': {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the run log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Launch(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Everything needed to start a run's process.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub run_id: String,
+    /// The workspace root holding the store.
+    pub workspace_root: PathBuf,
+    /// Executable (interpreter, or `/bin/sh` for a runconfig `command`).
+    pub program: String,
+    pub args: Vec<String>,
+    /// Variables added to the inherited environment.
+    pub env: BTreeMap<String, String>,
+    /// The run folder: the snapshot, and where `outputs/` and `logs/` appear.
+    pub working_dir: PathBuf,
+}
+
+/// A started process plus the way to stop it.
+pub struct Launched {
+    /// stdout/stderr must be piped; the runner reads both.
+    pub child: tokio::process::Child,
+    /// Stops the job's processes: `force = false` asks politely (SIGTERM),
+    /// `true` kills (SIGKILL). Must be safe to call after the process exited.
+    pub stop: Box<dyn Fn(bool) + Send + Sync>,
+    /// Local process group to record for orphan cleanup, if there is one.
+    pub pgid: Option<u32>,
+}
+
+/// How to start a job's process (local, SSH, …).
+pub trait Launcher: Send + Sync {
+    /// Start the process with stdout and stderr piped and stdin closed.
+    fn spawn(&self, job: &Job) -> Result<Launched, RunnerError>;
+    /// Called once after the process ended, whatever the outcome, before the
+    /// final status is recorded (the SSH runner copies `outputs/` back here).
+    fn collect(&self, _job: &Job) -> Result<(), RunnerError> {
+        Ok(())
+    }
+}
+
+/// Spawns jobs on this machine, each in a new process group so that
+/// cancelling kills the script and everything it started, and Ctrl-C at the
+/// terminal reaches azml (which then cancels) rather than the script directly.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalLauncher;
+
+/// Variables azml never passes to scripts (credentials meant for azml only).
+const WITHHELD_ENV: &[&str] = &["AZML_ACCESS_TOKEN"];
+
+impl Launcher for LocalLauncher {
+    fn spawn(&self, job: &Job) -> Result<Launched, RunnerError> {
+        let mut cmd = tokio::process::Command::new(&job.program);
+        cmd.args(&job.args)
+            .current_dir(&job.working_dir)
+            .envs(&job.env)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        for var in WITHHELD_ENV {
+            cmd.env_remove(var);
+        }
+        let child = cmd.spawn().map_err(|source| RunnerError::Spawn {
+            program: job.program.clone(),
+            source,
+        })?;
+        let pgid = child.id();
+        let stop = Box::new(move |force: bool| {
+            if let Some(pgid) = pgid {
+                let sig = if force {
+                    Signal::SIGKILL
+                } else {
+                    Signal::SIGTERM
+                };
+                process::signal_group(pgid, sig);
+            }
+        });
+        Ok(Launched { child, stop, pgid })
+    }
+}
+
+/// A cancellation request shared between whoever may cancel (Ctrl-C handler,
+/// sweep policy, timer) and the runner. The first reason wins.
+#[derive(Debug, Clone)]
+pub struct CancelToken(Arc<watch::Sender<Option<String>>>);
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        CancelToken(Arc::new(watch::channel(None).0))
+    }
+
+    /// Ask for cancellation; later reasons are ignored.
+    pub fn cancel(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.0.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
+
+    /// Resolves with the reason once cancelled.
+    pub async fn cancelled(&self) -> String {
+        let mut rx = self.0.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            // The sender lives in `self`, so this only fails if it is dropped mid-wait.
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Called for every metric value logged for a run (MLflow endpoint or v1
+/// offline-log lines), after it is stored. The sweep driver evaluates its
+/// early-termination policy here and may cancel the run's [`CancelToken`].
+pub type MetricHook = Arc<dyn Fn(&str, &MetricPoint) + Send + Sync>;
+
+/// Receives the script's output bytes live (the terminal, for a foreground run).
+pub type OutputSink = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// Knobs of one execution.
+#[derive(Clone, Default)]
+pub struct ExecOptions {
+    /// `maxRunDurationSeconds`: past it the run is Canceled with that reason.
+    pub max_duration: Option<Duration>,
+    pub cancel: CancelToken,
+    pub echo: Option<OutputSink>,
+    pub on_metric: Option<MetricHook>,
+    /// Time between SIGTERM and SIGKILL when cancelling (default 5 s).
+    pub grace: Option<Duration>,
+}
+
+/// How often the runner looks for a `run cancel` issued by another azml process.
+const CANCEL_POLL: Duration = Duration::from_millis(300);
+const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// Run `job` to the end: NotStarted → Running → Completed | Failed | Canceled.
+/// Returns how it ended (also recorded in the store). An `Err` means azml
+/// itself could not do its part; the run is then recorded Failed when possible.
+pub async fn execute(
+    launcher: &dyn Launcher,
+    job: &Job,
+    opts: &ExecOptions,
+) -> Result<RunEnd, RunnerError> {
+    let store = Arc::new(Mutex::new(Store::open(&job.workspace_root)?));
+    with_store(&store, |s| s.mark_running(&job.run_id, std::process::id()))?;
+    let result = supervise(launcher, job, opts, &store).await;
+    let end = match &result {
+        Ok(end) => end.clone(),
+        Err(e) => RunEnd {
+            status: RunStatus::Failed,
+            exit_code: None,
+            error: Some(("ExecutionFailed".into(), e.to_string())),
+        },
+    };
+    with_store(&store, |s| s.finish_run(&job.run_id, &end))?;
+    // Someone else may have ended it first (e.g. the reaper); report what is stored.
+    let stored = with_store(&store, |s| s.run(&job.run_id))?;
+    result?;
+    Ok(RunEnd {
+        status: stored.status,
+        exit_code: stored.exit_code,
+        error: stored.error_code.zip(stored.error_message),
+    })
+}
+
+fn with_store<T>(
+    store: &Mutex<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let guard = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&guard)
+}
+
+async fn supervise(
+    launcher: &dyn Launcher,
+    job: &Job,
+    opts: &ExecOptions,
+    store: &Arc<Mutex<Store>>,
+) -> Result<RunEnd, RunnerError> {
+    let log = open_log(&job.working_dir)?;
+    let Launched {
+        mut child,
+        stop,
+        pgid,
+    } = launcher.spawn(job)?;
+    with_store(store, |s| s.set_child_pid(&job.run_id, pgid))?;
+    let readers = spawn_readers(&mut child, job, opts, store, &log);
+    let cancel_reason = tokio::select! {
+        status = child.wait() => {
+            let status = status.map_err(|e| RunnerError::Launch(format!("waiting for the script: {e}")));
+            stop(true); // leftovers in the group would keep the pipes open
+            finish_readers(readers).await;
+            launcher.collect(job)?;
+            return Ok(end_from_exit(status?));
+        }
+        reason = opts.cancel.cancelled() => reason,
+        reason = deadline(opts.max_duration) => reason,
+        reason = poll_cancel_request(store, &job.run_id) => reason,
+    };
+    opts.cancel.cancel(cancel_reason.clone());
+    stop(false);
+    let grace = opts.grace.unwrap_or(DEFAULT_GRACE);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        stop(true);
+    }
+    stop(true);
+    let _ = child.wait().await;
+    finish_readers(readers).await;
+    launcher.collect(job)?;
+    Ok(RunEnd {
+        status: RunStatus::Canceled,
+        exit_code: None,
+        error: Some(("Canceled".into(), cancel_reason)),
+    })
+}
+
+async fn deadline(limit: Option<Duration>) -> String {
+    match limit {
+        Some(limit) => {
+            tokio::time::sleep(limit).await;
+            format!(
+                "the run exceeded maxRunDurationSeconds ({} s)",
+                limit.as_secs()
+            )
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Notices a `run cancel` issued by another azml process (it sets a flag in the store).
+async fn poll_cancel_request(store: &Arc<Mutex<Store>>, run_id: &str) -> String {
+    loop {
+        tokio::time::sleep(CANCEL_POLL).await;
+        if let Ok(Some(reason)) = with_store(store, |s| s.cancel_request(run_id)) {
+            return reason;
+        }
+    }
+}
+
+fn end_from_exit(status: std::process::ExitStatus) -> RunEnd {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => RunEnd {
+            status: RunStatus::Completed,
+            exit_code: Some(0),
+            error: None,
+        },
+        (Some(code), _) => RunEnd {
+            status: RunStatus::Failed,
+            exit_code: Some(code as i64),
+            error: Some((
+                "UserError".into(),
+                format!("the script exited with code {code}; see {STD_LOG}"),
+            )),
+        },
+        (None, signal) => RunEnd {
+            status: RunStatus::Failed,
+            exit_code: None,
+            error: Some((
+                "UserError".into(),
+                format!(
+                    "the script was killed by signal {}; see {STD_LOG}",
+                    signal.unwrap_or(0)
+                ),
+            )),
+        },
+    }
+}
+
+type SharedLog = Arc<Mutex<std::fs::File>>;
+
+fn open_log(working_dir: &Path) -> Result<SharedLog, RunnerError> {
+    let path = working_dir.join(STD_LOG);
+    let err = |source| RunnerError::Log {
+        path: path.clone(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(err)?;
+    Ok(Arc::new(Mutex::new(file)))
+}
+
+fn spawn_readers(
+    child: &mut tokio::process::Child,
+    job: &Job,
+    opts: &ExecOptions,
+    store: &Arc<Mutex<Store>>,
+    log: &SharedLog,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut readers = Vec::new();
+    let streams: Vec<Box<dyn AsyncRead + Unpin + Send>> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for stream in streams {
+        let pump = OutputPump {
+            run_id: job.run_id.clone(),
+            log: log.clone(),
+            echo: opts.echo.clone(),
+            on_metric: opts.on_metric.clone(),
+            store: store.clone(),
+            parser: OfflineMetricParser::default(),
+        };
+        readers.push(tokio::spawn(pump.run(stream)));
+    }
+    readers
+}
+
+/// Waits for the output readers, but not forever: a grandchild that escaped
+/// the process group could hold a pipe open.
+async fn finish_readers(readers: Vec<tokio::task::JoinHandle<()>>) {
+    for reader in readers {
+        let abort = reader.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), reader)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+}
+
+/// Copies one output stream to the log (and terminal) and feeds the v1 metric parser.
+struct OutputPump {
+    run_id: String,
+    log: SharedLog,
+    echo: Option<OutputSink>,
+    on_metric: Option<MetricHook>,
+    store: Arc<Mutex<Store>>,
+    parser: OfflineMetricParser,
+}
+
+impl OutputPump {
+    async fn run(mut self, mut stream: Box<dyn AsyncRead + Unpin + Send>) {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut pending_line = Vec::new();
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            if let Ok(mut file) = self.log.lock() {
+                let _ = file.write_all(chunk);
+            }
+            if let Some(echo) = &self.echo {
+                echo(chunk);
+            }
+            pending_line.extend_from_slice(chunk);
+            while let Some(pos) = pending_line.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending_line.drain(..=pos).collect();
+                self.feed(&String::from_utf8_lossy(&line));
+            }
+        }
+        if !pending_line.is_empty() {
+            let line = String::from_utf8_lossy(&pending_line).into_owned();
+            self.feed(&line);
+        }
+    }
+
+    fn feed(&mut self, line: &str) {
+        let points = self.parser.feed(line, now_ms());
+        if points.is_empty() {
+            return;
+        }
+        let stored = with_store(&self.store, |s| s.log_metrics(&self.run_id, &points));
+        if stored.is_ok()
+            && let Some(hook) = &self.on_metric
+        {
+            for p in &points {
+                hook(&self.run_id, p);
+            }
+        }
+    }
+}
+
+/// Recognizes what azureml-core prints when a v1 script logs offline
+/// (`Run.get_context().log(name, value)` outside Azure):
+/// `Attempted to log scalar metric NAME:` and the value on the next line
+/// (`list` metrics print a Python list). Steps count per metric name.
+#[derive(Debug, Default)]
+pub struct OfflineMetricParser {
+    pending: Option<String>,
+    steps: BTreeMap<String, i64>,
+}
+
+impl OfflineMetricParser {
+    /// Feed one line (with or without its newline); returns the metric values it completes.
+    pub fn feed(&mut self, line: &str, timestamp_ms: i64) -> Vec<MetricPoint> {
+        let line = line.trim_end_matches(['\n', '\r']);
+        if let Some(name) = self.pending.take() {
+            let values = parse_metric_values(line);
+            return values
+                .into_iter()
+                .map(|value| {
+                    let step = self.steps.entry(name.clone()).or_insert(0);
+                    let point = MetricPoint {
+                        name: name.clone(),
+                        value,
+                        step: *step,
+                        timestamp_ms,
+                    };
+                    *step += 1;
+                    point
+                })
+                .collect();
+        }
+        self.pending = offline_metric_name(line);
+        Vec::new()
+    }
+}
+
+fn offline_metric_name(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("Attempted to log ")?;
+    let (kind, rest) = rest.split_once(" metric ")?;
+    if kind != "scalar" && kind != "list" {
+        return None;
+    }
+    let name = rest.strip_suffix(':')?;
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// A number, `nan`/`inf`, Python `True`/`False`, or a list of those.
+fn parse_metric_values(text: &str) -> Vec<f64> {
+    let text = text.trim();
+    let items: Vec<&str> = match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        Some(inner) => inner.split(',').map(str::trim).collect(),
+        None => vec![text],
+    };
+    items.into_iter().filter_map(parse_number).collect()
+}
+
+fn parse_number(text: &str) -> Option<f64> {
+    match text {
+        "True" => Some(1.0),
+        "False" => Some(0.0),
+        _ => text.parse::<f64>().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_scalar_metric_lines_become_metrics_with_steps() {
+        let mut p = OfflineMetricParser::default();
+        let mut got = Vec::new();
+        for line in [
+            "epoch 1\n",
+            "Attempted to log scalar metric accuracy:\n",
+            "0.5\n",
+            "Attempted to log scalar metric accuracy:\n",
+            "0.75\n",
+            "Attempted to log list metric losses:\n",
+            "[1.0, 0.5]\n",
+        ] {
+            got.extend(p.feed(line, 7));
+        }
+        let summary: Vec<(String, f64, i64)> =
+            got.into_iter().map(|m| (m.name, m.value, m.step)).collect();
+        assert_eq!(
+            summary,
+            [
+                ("accuracy".to_string(), 0.5, 0),
+                ("accuracy".to_string(), 0.75, 1),
+                ("losses".to_string(), 1.0, 0),
+                ("losses".to_string(), 0.5, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_non_numeric_value_after_the_marker_is_not_a_metric() {
+        let mut p = OfflineMetricParser::default();
+        assert!(p.feed("Attempted to log scalar metric x:", 0).is_empty());
+        assert!(p.feed("hello", 0).is_empty());
+        assert!(p.feed("1.0", 0).is_empty());
+    }
+
+    #[tokio::test]
+    async fn cancel_token_keeps_the_first_reason() {
+        let t = CancelToken::new();
+        t.cancel("first");
+        t.cancel("second");
+        assert_eq!(t.cancelled().await, "first");
+    }
+}

@@ -1,0 +1,1033 @@
+//! The local workspace's run history: one SQLite file (`azml.db`, WAL mode)
+//! plus a folder per run under `runs/<runId>/`.
+//!
+//! Several azml processes use the store at once (a foreground run, detached
+//! supervisors, a sweep driver, `run list` in another shell), so every
+//! connection runs in WAL mode with a busy timeout, and every write is one
+//! short statement or transaction. The schema is versioned through
+//! `PRAGMA user_version`; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
+
+use super::process;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// File name of the SQLite database inside the workspace root.
+pub const DB_FILE: &str = "azml.db";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("local workspace database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the local workspace folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "local workspace database {path} has schema version {found}, newer than this azml understands ({supported})"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("run '{0}' was not found")]
+    RunNotFound(String),
+    #[error("experiment '{0}' was not found")]
+    ExperimentNotFound(String),
+    #[error("parameter '{key}' of run '{run_id}' is already '{old}'; parameters cannot change")]
+    ParamConflict {
+        run_id: String,
+        key: String,
+        old: String,
+    },
+    #[error("local workspace database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Schema migrations, applied in order; index = version before applying.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE experiments (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    name         TEXT NOT NULL UNIQUE,
+    created_ms   INTEGER NOT NULL
+);
+CREATE TABLE runs (
+    run_id           TEXT PRIMARY KEY,
+    experiment_id    INTEGER NOT NULL REFERENCES experiments(id),
+    parent_run_id    TEXT,
+    run_type         TEXT NOT NULL,
+    target           TEXT NOT NULL,
+    display_name     TEXT,
+    status           TEXT NOT NULL,
+    created_ms       INTEGER NOT NULL,
+    start_ms         INTEGER,
+    end_ms           INTEGER,
+    exit_code        INTEGER,
+    error_code       TEXT,
+    error_message    TEXT,
+    properties       TEXT NOT NULL DEFAULT '{}',
+    supervisor_pid   INTEGER,
+    supervisor_start INTEGER,
+    child_pid        INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cancel_reason    TEXT,
+    launch           TEXT
+);
+CREATE INDEX runs_by_created ON runs(created_ms);
+CREATE INDEX runs_by_parent ON runs(parent_run_id);
+CREATE TABLE metrics (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id     TEXT NOT NULL REFERENCES runs(run_id),
+    name       TEXT NOT NULL,
+    value      REAL,
+    is_nan     INTEGER NOT NULL DEFAULT 0,
+    step       INTEGER NOT NULL DEFAULT 0,
+    timestamp_ms INTEGER NOT NULL
+);
+CREATE INDEX metrics_by_run ON metrics(run_id, name);
+CREATE TABLE params (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key    TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE tags (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key    TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE computes (
+    name         TEXT PRIMARY KEY,
+    compute_type TEXT NOT NULL,
+    properties   TEXT NOT NULL DEFAULT '{}',
+    created_ms   INTEGER NOT NULL
+);
+"#];
+
+/// v1 run states. The string forms are what `run show` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    NotStarted,
+    Running,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::NotStarted => "NotStarted",
+            RunStatus::Running => "Running",
+            RunStatus::Completed => "Completed",
+            RunStatus::Failed => "Failed",
+            RunStatus::Canceled => "Canceled",
+        }
+    }
+
+    /// Parses v1 names case-insensitively (`--status completed` works as in v1).
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        [
+            RunStatus::NotStarted,
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Canceled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(text) || (text.eq_ignore_ascii_case("cancelled") && *s == RunStatus::Canceled))
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Canceled
+        )
+    }
+}
+
+/// An experiment row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub id: i64,
+    pub name: String,
+    pub created_ms: i64,
+}
+
+/// What a caller supplies to create a run; the store fills in the rest.
+#[derive(Debug, Clone, Default)]
+pub struct NewRun {
+    pub run_id: String,
+    pub experiment: String,
+    pub parent_run_id: Option<String>,
+    /// v1 runType: `azureml.scriptrun`, `hyperdrive`, …
+    pub run_type: String,
+    pub target: String,
+    pub display_name: Option<String>,
+    pub properties: Map<String, Value>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub experiment_id: i64,
+    pub experiment_name: String,
+    pub parent_run_id: Option<String>,
+    pub run_type: String,
+    pub target: String,
+    pub display_name: Option<String>,
+    pub status: RunStatus,
+    pub created_ms: i64,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub properties: Map<String, Value>,
+    pub tags: BTreeMap<String, String>,
+    pub supervisor_pid: Option<i64>,
+    pub child_pid: Option<i64>,
+    pub cancel_requested: bool,
+    pub cancel_reason: Option<String>,
+}
+
+/// One logged metric value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    pub name: String,
+    pub value: f64,
+    pub step: i64,
+    pub timestamp_ms: i64,
+}
+
+/// How a run ended, as the runner reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    pub status: RunStatus,
+    pub exit_code: Option<i64>,
+    /// (code, message): v1's `error.error.code/message`.
+    pub error: Option<(String, String)>,
+}
+
+/// Filters for `list_runs` (the store's view of `run list`).
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub experiment: Option<String>,
+    pub status: Option<RunStatus>,
+    pub parent_run_id: Option<String>,
+    pub target: Option<String>,
+    pub tags: Vec<(String, String)>,
+    /// 0 = no limit.
+    pub last: usize,
+}
+
+/// A compute target row (`local` is implicit and never stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputeRecord {
+    pub name: String,
+    pub compute_type: String,
+    pub properties: Map<String, Value>,
+    pub created_ms: i64,
+}
+
+/// A connection to the local workspace store. Cheap to open; one per thread/task.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    conn: Connection,
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+const RUN_COLUMNS: &str = "r.run_id, r.experiment_id, e.name, r.parent_run_id, r.run_type, r.target, \
+     r.display_name, r.status, r.created_ms, r.start_ms, r.end_ms, r.exit_code, r.error_code, \
+     r.error_message, r.properties, r.supervisor_pid, r.child_pid, r.cancel_requested, r.cancel_reason";
+
+impl Store {
+    /// Open (creating if needed) the store under `root`, migrating the schema.
+    pub fn open(root: &Path) -> StoreResult<Store> {
+        std::fs::create_dir_all(root).map_err(|source| StoreError::Folder {
+            path: root.into(),
+            source,
+        })?;
+        let path = root.join(DB_FILE);
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        migrate(&mut conn, &path)?;
+        Ok(Store {
+            root: root.into(),
+            conn,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of one run: its working directory (snapshot, `outputs/`, `logs/`, `user_logs/`).
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        run_dir(&self.root, run_id)
+    }
+
+    // ---- experiments -------------------------------------------------------
+
+    /// Get or create an experiment; `true` when it was created now.
+    pub fn ensure_experiment(&self, name: &str) -> StoreResult<(Experiment, bool)> {
+        let inserted = self.conn.execute(
+            "INSERT OR IGNORE INTO experiments(name, created_ms) VALUES (?1, ?2)",
+            params![name, now_ms()],
+        )?;
+        let exp = self
+            .experiment_by_name(name)?
+            .ok_or_else(|| StoreError::ExperimentNotFound(name.into()))?;
+        Ok((exp, inserted == 1))
+    }
+
+    pub fn experiment_by_name(&self, name: &str) -> StoreResult<Option<Experiment>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, created_ms FROM experiments WHERE name = ?1",
+                [name],
+                experiment_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn experiment_by_id(&self, id: i64) -> StoreResult<Option<Experiment>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, created_ms FROM experiments WHERE id = ?1",
+                [id],
+                experiment_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn list_experiments(&self) -> StoreResult<Vec<Experiment>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name, created_ms FROM experiments ORDER BY id")?;
+        let rows = stmt.query_map([], experiment_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- runs --------------------------------------------------------------
+
+    /// Insert a run in `NotStarted` (creating its experiment if needed) and its folder.
+    pub fn create_run(&self, new: &NewRun) -> StoreResult<RunRecord> {
+        let (exp, _) = self.ensure_experiment(&new.experiment)?;
+        let dir = self.run_dir(&new.run_id);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Folder {
+            path: dir.clone(),
+            source,
+        })?;
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT INTO runs(run_id, experiment_id, parent_run_id, run_type, target, display_name, \
+             status, created_ms, properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                new.run_id,
+                exp.id,
+                new.parent_run_id,
+                new.run_type,
+                new.target,
+                new.display_name,
+                RunStatus::NotStarted.as_str(),
+                now_ms(),
+                Value::Object(new.properties.clone()).to_string(),
+            ],
+        )?;
+        for (k, v) in &new.tags {
+            tx.execute(
+                "INSERT OR REPLACE INTO tags(run_id, key, value) VALUES (?1, ?2, ?3)",
+                params![new.run_id, k, v],
+            )?;
+        }
+        tx.commit()?;
+        self.run(&new.run_id)
+    }
+
+    /// The run, or `RunNotFound`.
+    pub fn run(&self, run_id: &str) -> StoreResult<RunRecord> {
+        self.find_run(run_id)?
+            .ok_or_else(|| StoreError::RunNotFound(run_id.into()))
+    }
+
+    pub fn find_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id \
+             WHERE r.run_id = ?1"
+        );
+        let run = self
+            .conn
+            .query_row(&sql, [run_id], run_from_row)
+            .optional()?;
+        match run {
+            Some(mut run) => {
+                run.tags = self.tags(run_id)?;
+                Ok(Some(run))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Runs newest first, filtered as `run list` asks.
+    pub fn list_runs(&self, q: &RunQuery) -> StoreResult<Vec<RunRecord>> {
+        let mut sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE 1=1"
+        );
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(exp) = &q.experiment {
+            args.push(Box::new(exp.clone()));
+            sql += &format!(" AND e.name = ?{}", args.len());
+        }
+        if let Some(status) = q.status {
+            args.push(Box::new(status.as_str()));
+            sql += &format!(" AND r.status = ?{}", args.len());
+        }
+        if let Some(parent) = &q.parent_run_id {
+            args.push(Box::new(parent.clone()));
+            sql += &format!(" AND r.parent_run_id = ?{}", args.len());
+        }
+        if let Some(target) = &q.target {
+            args.push(Box::new(target.clone()));
+            sql += &format!(" AND r.target = ?{}", args.len());
+        }
+        for (k, v) in &q.tags {
+            args.push(Box::new(k.clone()));
+            args.push(Box::new(v.clone()));
+            sql += &format!(
+                " AND EXISTS (SELECT 1 FROM tags t WHERE t.run_id = r.run_id AND t.key = ?{} AND t.value = ?{})",
+                args.len() - 1,
+                args.len()
+            );
+        }
+        sql += " ORDER BY r.created_ms DESC, r.rowid DESC";
+        if q.last > 0 {
+            sql += &format!(" LIMIT {}", q.last);
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        let runs: Vec<RunRecord> = stmt
+            .query_map(refs.as_slice(), run_from_row)?
+            .collect::<Result<_, _>>()?;
+        runs.into_iter()
+            .map(|mut run| {
+                run.tags = self.tags(&run.run_id)?;
+                Ok(run)
+            })
+            .collect()
+    }
+
+    /// NotStarted → Running, recording who supervises the run (for orphan detection).
+    pub fn mark_running(&self, run_id: &str, supervisor_pid: u32) -> StoreResult<()> {
+        let start = process::start_ticks(supervisor_pid).map(|t| t as i64);
+        let n = self.conn.execute(
+            "UPDATE runs SET status = ?2, start_ms = COALESCE(start_ms, ?3), supervisor_pid = ?4, \
+             supervisor_start = ?5 WHERE run_id = ?1",
+            params![
+                run_id,
+                RunStatus::Running.as_str(),
+                now_ms(),
+                supervisor_pid,
+                start
+            ],
+        )?;
+        self.expect_one(n, run_id)
+    }
+
+    /// Record the process that will supervise a run before it starts, so a
+    /// supervisor that dies before marking the run Running is still noticed.
+    pub fn set_supervisor(&self, run_id: &str, supervisor_pid: u32) -> StoreResult<()> {
+        let start = process::start_ticks(supervisor_pid).map(|t| t as i64);
+        let n = self.conn.execute(
+            "UPDATE runs SET supervisor_pid = ?2, supervisor_start = ?3 WHERE run_id = ?1",
+            params![run_id, supervisor_pid, start],
+        )?;
+        self.expect_one(n, run_id)
+    }
+
+    /// Store how to start the run (JSON), for a detached supervisor to pick up.
+    pub fn set_launch(&self, run_id: &str, launch: &Value) -> StoreResult<()> {
+        let n = self.conn.execute(
+            "UPDATE runs SET launch = ?2 WHERE run_id = ?1",
+            params![run_id, launch.to_string()],
+        )?;
+        self.expect_one(n, run_id)
+    }
+
+    pub fn launch(&self, run_id: &str) -> StoreResult<Option<Value>> {
+        let text: Option<Option<String>> = self
+            .conn
+            .query_row("SELECT launch FROM runs WHERE run_id = ?1", [run_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match text {
+            None => Err(StoreError::RunNotFound(run_id.into())),
+            Some(text) => Ok(text.and_then(|t| serde_json::from_str(&t).ok())),
+        }
+    }
+
+    /// Remember the script's pid (= its process group id) so `run cancel` and the
+    /// orphan reaper can reach it.
+    pub fn set_child_pid(&self, run_id: &str, pid: Option<u32>) -> StoreResult<()> {
+        let n = self.conn.execute(
+            "UPDATE runs SET child_pid = ?2 WHERE run_id = ?1",
+            params![run_id, pid],
+        )?;
+        self.expect_one(n, run_id)
+    }
+
+    /// Record the end of a run. A run that already ended keeps its first ending
+    /// (a late writer never overwrites Canceled with Failed, for example);
+    /// returns whether this call ended it.
+    pub fn finish_run(&self, run_id: &str, end: &RunEnd) -> StoreResult<bool> {
+        let (code, message) = match &end.error {
+            Some((c, m)) => (Some(c.as_str()), Some(m.as_str())),
+            None => (None, None),
+        };
+        let n = self.conn.execute(
+            "UPDATE runs SET status = ?2, end_ms = ?3, exit_code = ?4, error_code = ?5, \
+             error_message = ?6, child_pid = NULL, start_ms = COALESCE(start_ms, ?3) \
+             WHERE run_id = ?1 AND status NOT IN ('Completed', 'Failed', 'Canceled')",
+            params![
+                run_id,
+                end.status.as_str(),
+                now_ms(),
+                end.exit_code,
+                code,
+                message
+            ],
+        )?;
+        if n == 0 {
+            self.run(run_id)?;
+        }
+        Ok(n == 1)
+    }
+
+    /// Ask whoever supervises the run to cancel it (it polls `cancel_request`).
+    pub fn request_cancel(&self, run_id: &str, reason: &str) -> StoreResult<()> {
+        let n = self.conn.execute(
+            "UPDATE runs SET cancel_requested = 1, cancel_reason = COALESCE(cancel_reason, ?2) \
+             WHERE run_id = ?1",
+            params![run_id, reason],
+        )?;
+        self.expect_one(n, run_id)
+    }
+
+    /// The pending cancel reason, if someone asked to cancel the run.
+    pub fn cancel_request(&self, run_id: &str) -> StoreResult<Option<String>> {
+        let row: Option<(i64, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT cancel_requested, cancel_reason FROM runs WHERE run_id = ?1",
+                [run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            Some((1, reason)) => Ok(Some(reason.unwrap_or_else(|| "canceled by user".into()))),
+            Some(_) => Ok(None),
+            None => Err(StoreError::RunNotFound(run_id.into())),
+        }
+    }
+
+    /// Merge keys into the run's properties (properties are write-once in v1,
+    /// but azml itself may add e.g. git info after creation).
+    pub fn add_properties(&self, run_id: &str, props: &Map<String, Value>) -> StoreResult<()> {
+        let mut run = self.run(run_id)?;
+        for (k, v) in props {
+            run.properties.insert(k.clone(), v.clone());
+        }
+        self.conn.execute(
+            "UPDATE runs SET properties = ?2 WHERE run_id = ?1",
+            params![run_id, Value::Object(run.properties).to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_display_name(&self, run_id: &str, name: &str) -> StoreResult<()> {
+        let n = self.conn.execute(
+            "UPDATE runs SET display_name = ?2 WHERE run_id = ?1",
+            params![run_id, name],
+        )?;
+        self.expect_one(n, run_id)
+    }
+
+    /// Runs someone still believes are active whose supervisor process is gone:
+    /// mark them Failed with the reason and kill what is left of their script.
+    /// Returns the ids it marked.
+    pub fn reap_orphans(&self) -> StoreResult<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, supervisor_pid, supervisor_start, child_pid FROM runs \
+             WHERE status IN ('NotStarted', 'Running') AND supervisor_pid IS NOT NULL",
+        )?;
+        let active: Vec<(String, i64, Option<i64>, Option<i64>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut reaped = Vec::new();
+        for (run_id, pid, start, child) in active {
+            if process::is_same_process_alive(pid as u32, start.map(|s| s as u64)) {
+                continue;
+            }
+            if let Some(child) = child {
+                process::kill_group_now(child as u32);
+            }
+            let end = RunEnd {
+                status: RunStatus::Failed,
+                exit_code: None,
+                error: Some((
+                    "SupervisorLost".into(),
+                    format!(
+                        "the azml process supervising this run (pid {pid}) exited before the run finished"
+                    ),
+                )),
+            };
+            if self.finish_run(&run_id, &end)? {
+                reaped.push(run_id);
+            }
+        }
+        Ok(reaped)
+    }
+
+    // ---- metrics, params, tags ---------------------------------------------
+
+    pub fn log_metrics(&self, run_id: &str, points: &[MetricPoint]) -> StoreResult<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO metrics(run_id, name, value, is_nan, step, timestamp_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for p in points {
+                let (value, is_nan) = if p.value.is_nan() {
+                    (None, 1)
+                } else {
+                    (Some(p.value), 0)
+                };
+                stmt.execute(params![run_id, p.name, value, is_nan, p.step, p.timestamp_ms])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// All metric values of a run in logging order.
+    pub fn metrics(&self, run_id: &str) -> StoreResult<Vec<MetricPoint>> {
+        self.query_metrics(
+            "SELECT name, value, is_nan, step, timestamp_ms FROM metrics WHERE run_id = ?1 ORDER BY seq",
+            params![run_id],
+        )
+    }
+
+    /// One metric's values in logging order.
+    pub fn metric_history(&self, run_id: &str, name: &str) -> StoreResult<Vec<MetricPoint>> {
+        self.query_metrics(
+            "SELECT name, value, is_nan, step, timestamp_ms FROM metrics \
+             WHERE run_id = ?1 AND name = ?2 ORDER BY seq",
+            params![run_id, name],
+        )
+    }
+
+    fn query_metrics(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> StoreResult<Vec<MetricPoint>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(args, |r| {
+            let value: Option<f64> = r.get(1)?;
+            let is_nan: i64 = r.get(2)?;
+            Ok(MetricPoint {
+                name: r.get(0)?,
+                value: if is_nan == 1 {
+                    f64::NAN
+                } else {
+                    value.unwrap_or(f64::NAN)
+                },
+                step: r.get(3)?,
+                timestamp_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Log a parameter; re-logging the same value is fine, a different one is refused (as MLflow does).
+    pub fn log_param(&self, run_id: &str, key: &str, value: &str) -> StoreResult<()> {
+        let old: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM params WHERE run_id = ?1 AND key = ?2",
+                params![run_id, key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match old {
+            Some(old) if old == value => Ok(()),
+            Some(old) => Err(StoreError::ParamConflict {
+                run_id: run_id.into(),
+                key: key.into(),
+                old,
+            }),
+            None => {
+                self.conn.execute(
+                    "INSERT INTO params(run_id, key, value) VALUES (?1, ?2, ?3)",
+                    params![run_id, key, value],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn params(&self, run_id: &str) -> StoreResult<BTreeMap<String, String>> {
+        self.key_values("SELECT key, value FROM params WHERE run_id = ?1", run_id)
+    }
+
+    pub fn set_tag(&self, run_id: &str, key: &str, value: &str) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO tags(run_id, key, value) VALUES (?1, ?2, ?3)",
+            params![run_id, key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_tag(&self, run_id: &str, key: &str) -> StoreResult<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM tags WHERE run_id = ?1 AND key = ?2",
+            params![run_id, key],
+        )? == 1)
+    }
+
+    pub fn tags(&self, run_id: &str) -> StoreResult<BTreeMap<String, String>> {
+        self.key_values("SELECT key, value FROM tags WHERE run_id = ?1", run_id)
+    }
+
+    fn key_values(&self, sql: &str, run_id: &str) -> StoreResult<BTreeMap<String, String>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- computes ----------------------------------------------------------
+
+    /// Stored compute targets (SSH hosts, …). `local` is implicit and not listed here.
+    pub fn list_computes(&self) -> StoreResult<Vec<ComputeRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, compute_type, properties, created_ms FROM computes ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], compute_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn compute(&self, name: &str) -> StoreResult<Option<ComputeRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, compute_type, properties, created_ms FROM computes WHERE name = ?1",
+                [name],
+                compute_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Insert or replace a compute target (never store secrets in `properties`).
+    pub fn put_compute(&self, c: &ComputeRecord) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO computes(name, compute_type, properties, created_ms) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                c.name,
+                c.compute_type,
+                Value::Object(c.properties.clone()).to_string(),
+                c.created_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Remove a compute target; `true` when it existed.
+    pub fn delete_compute(&self, name: &str) -> StoreResult<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM computes WHERE name = ?1", [name])?
+            == 1)
+    }
+
+    fn expect_one(&self, changed: usize, run_id: &str) -> StoreResult<()> {
+        if changed == 0 {
+            return Err(StoreError::RunNotFound(run_id.into()));
+        }
+        Ok(())
+    }
+}
+
+/// `runs/<runId>` under a workspace root.
+pub fn run_dir(root: &Path, run_id: &str) -> PathBuf {
+    root.join("runs").join(run_id)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> StoreResult<()> {
+    let supported = MIGRATIONS.len() as i64;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > supported {
+        return Err(StoreError::TooNew {
+            path: path.into(),
+            found: version,
+            supported,
+        });
+    }
+    for migration in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(migration)?;
+    }
+    if version < supported {
+        tx.pragma_update(None, "user_version", supported)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn experiment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Experiment> {
+    Ok(Experiment {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_ms: r.get(2)?,
+    })
+}
+
+fn json_object(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    let status: String = r.get(7)?;
+    let properties: String = r.get(14)?;
+    let cancel: i64 = r.get(17)?;
+    Ok(RunRecord {
+        run_id: r.get(0)?,
+        experiment_id: r.get(1)?,
+        experiment_name: r.get(2)?,
+        parent_run_id: r.get(3)?,
+        run_type: r.get(4)?,
+        target: r.get(5)?,
+        display_name: r.get(6)?,
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        created_ms: r.get(8)?,
+        start_ms: r.get(9)?,
+        end_ms: r.get(10)?,
+        exit_code: r.get(11)?,
+        error_code: r.get(12)?,
+        error_message: r.get(13)?,
+        properties: json_object(&properties),
+        tags: BTreeMap::new(),
+        supervisor_pid: r.get(15)?,
+        child_pid: r.get(16)?,
+        cancel_requested: cancel != 0,
+        cancel_reason: r.get(18)?,
+    })
+}
+
+fn compute_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ComputeRecord> {
+    let properties: String = r.get(2)?;
+    Ok(ComputeRecord {
+        name: r.get(0)?,
+        compute_type: r.get(1)?,
+        properties: json_object(&properties),
+        created_ms: r.get(3)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_run(store: &Store, id: &str) -> RunRecord {
+        store
+            .create_run(&NewRun {
+                run_id: id.into(),
+                experiment: "exp".into(),
+                run_type: "azureml.scriptrun".into(),
+                target: "local".into(),
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn reopening_a_store_keeps_data_and_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            new_run(&store, "r1");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.run("r1").unwrap().status, RunStatus::NotStarted);
+        let v: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_store_from_a_newer_azml_is_refused_not_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.pragma_update(None, "user_version", 99).unwrap();
+        }
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn finish_run_keeps_the_first_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        new_run(&store, "r1");
+        let canceled = RunEnd {
+            status: RunStatus::Canceled,
+            exit_code: None,
+            error: None,
+        };
+        assert!(store.finish_run("r1", &canceled).unwrap());
+        let failed = RunEnd {
+            status: RunStatus::Failed,
+            exit_code: Some(1),
+            error: None,
+        };
+        assert!(!store.finish_run("r1", &failed).unwrap());
+        assert_eq!(store.run("r1").unwrap().status, RunStatus::Canceled);
+    }
+
+    #[test]
+    fn nan_metrics_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        new_run(&store, "r1");
+        let p = |v| MetricPoint {
+            name: "loss".into(),
+            value: v,
+            step: 0,
+            timestamp_ms: 1,
+        };
+        store.log_metrics("r1", &[p(f64::NAN), p(0.5)]).unwrap();
+        let got = store.metrics("r1").unwrap();
+        assert!(got[0].value.is_nan());
+        assert_eq!(got[1].value, 0.5);
+    }
+
+    #[test]
+    fn params_cannot_change_but_can_be_relogged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        new_run(&store, "r1");
+        store.log_param("r1", "lr", "0.1").unwrap();
+        store.log_param("r1", "lr", "0.1").unwrap();
+        assert!(matches!(
+            store.log_param("r1", "lr", "0.2"),
+            Err(StoreError::ParamConflict { .. })
+        ));
+    }
+
+    #[test]
+    fn list_runs_filters_by_tag_status_and_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        new_run(&store, "a");
+        new_run(&store, "b");
+        store
+            .create_run(&NewRun {
+                run_id: "a_0".into(),
+                experiment: "exp".into(),
+                parent_run_id: Some("a".into()),
+                run_type: "azureml.scriptrun".into(),
+                target: "local".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        store.set_tag("b", "team", "x").unwrap();
+        let q = |q: RunQuery| {
+            store
+                .list_runs(&q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.run_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(RunQuery {
+                tags: vec![("team".into(), "x".into())],
+                ..Default::default()
+            }),
+            ["b"]
+        );
+        assert_eq!(
+            q(RunQuery {
+                parent_run_id: Some("a".into()),
+                ..Default::default()
+            }),
+            ["a_0"]
+        );
+        assert_eq!(
+            q(RunQuery {
+                last: 2,
+                ..Default::default()
+            }),
+            ["a_0", "b"]
+        );
+    }
+
+    #[test]
+    fn an_active_run_whose_supervisor_is_gone_is_reaped_as_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        new_run(&store, "r1");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        store.mark_running("r1", pid).unwrap();
+        child.wait().unwrap();
+        assert_eq!(store.reap_orphans().unwrap(), ["r1"]);
+        let run = store.run("r1").unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        assert!(run.error_message.unwrap().contains(&pid.to_string()));
+        // Our own live process is never reaped.
+        new_run(&store, "r2");
+        store.mark_running("r2", std::process::id()).unwrap();
+        assert!(store.reap_orphans().unwrap().is_empty());
+    }
+}

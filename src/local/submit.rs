@@ -1,0 +1,473 @@
+//! `run submit-script` on the local workspace, in three reusable steps:
+//!
+//! 1. [`LocalWorkspace::prepare_script_run`] — create the run record, snapshot
+//!    the source folder into the run folder, record git facts, and store a
+//!    [`LaunchSpec`] (what to execute, with which environment);
+//! 2. [`run_prepared`] — register the run with a [`TrackingServer`], add the
+//!    MLflow variables, and [`execute`] it with the target's [`Launcher`](super::runner::Launcher);
+//! 3. for `--async`, [`spawn_detached_supervisor`] re-executes azml as a
+//!    detached supervisor that does step 2 and outlives the command.
+//!
+//! The sweep driver uses 1 and 2 directly (one tracking server, many children).
+
+use super::runner::{CancelToken, ExecOptions, Job, execute};
+use super::snapshot_copy::{SnapshotSummary, copy_source_tree_placeholder};
+use super::store::{NewRun, RunEnd, RunQuery, RunRecord, RunStatus, Store};
+use super::tracking::{TrackingServer, mlflow_env};
+use super::{LocalWorkspace, git, new_run_id};
+use crate::model::runconfig::RunConfig;
+use crate::workspace::{WorkspaceError, WsResult};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// v1's snapshot size limits: past these it warned (and Azure refused).
+pub const SNAPSHOT_WARN_BYTES: u64 = 300 * 1024 * 1024;
+pub const SNAPSHOT_WARN_FILES: u64 = 2000;
+
+/// What to run: a resolved runconfig (script/arguments from the command line
+/// already applied, see [`apply_command_line`]) plus where and as what.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptSubmission {
+    pub experiment: String,
+    pub run_config: RunConfig,
+    pub source_dir: PathBuf,
+    /// `--ct`: overrides `run_config.target` when set.
+    pub target: Option<String>,
+    /// Preset id (sweep children); a v1-style id is generated otherwise.
+    pub run_id: Option<String>,
+    pub parent_run_id: Option<String>,
+    /// Default `azureml.scriptrun`.
+    pub run_type: Option<String>,
+    pub display_name: Option<String>,
+    /// Appended after the runconfig arguments (a sweep's `--name value` pairs).
+    pub extra_args: Vec<String>,
+    /// Added last to the script's environment (e.g. `AZUREML_PARAMETER_*`).
+    pub extra_env: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub properties: Map<String, Value>,
+}
+
+/// v1's rule: a script on the command line replaces the runconfig's script and
+/// arguments; arguments alone replace the runconfig's arguments.
+pub fn apply_command_line(rc: &mut RunConfig, script: Option<String>, arguments: Vec<String>) {
+    match script {
+        Some(script) => {
+            rc.script = Some(script);
+            rc.arguments = arguments;
+        }
+        None if !arguments.is_empty() => rc.arguments = arguments,
+        None => {}
+    }
+}
+
+/// How to start a prepared run, stored with it so a detached supervisor can start it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LaunchSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub target: String,
+    pub max_duration_seconds: Option<u64>,
+}
+
+/// A run that exists in the store, with its snapshot in place, ready to execute.
+#[derive(Debug, Clone)]
+pub struct PreparedRun {
+    pub run: RunRecord,
+    pub launch: LaunchSpec,
+    pub snapshot: SnapshotSummary,
+}
+
+/// Messages submit shows while it works (the command layer routes them to the printer).
+pub trait SubmitUi {
+    fn warn(&self, message: &str);
+    fn info(&self, message: &str);
+}
+
+/// A [`SubmitUi`] that shows nothing (sweep children, tests).
+pub struct QuietUi;
+
+impl SubmitUi for QuietUi {
+    fn warn(&self, _: &str) {}
+    fn info(&self, _: &str) {}
+}
+
+fn failed(message: impl Into<String>, hint: Option<&str>) -> WorkspaceError {
+    WorkspaceError::Failed {
+        message: message.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+impl LocalWorkspace {
+    /// Step 1: validate, create the run (NotStarted), snapshot, git facts, launch spec.
+    pub fn prepare_script_run(
+        &self,
+        sub: &ScriptSubmission,
+        ui: &dyn SubmitUi,
+    ) -> WsResult<PreparedRun> {
+        let store = self.store()?;
+        let target = sub
+            .target
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| sub.run_config.target.clone());
+        let target = if target.is_empty() { "local".to_string() } else { target };
+        super::launchers::check_target(&store, &target)?;
+        let (program, args) = command_line(sub, ui)?;
+        let run_id = sub.run_id.clone().unwrap_or_else(|| new_run_id(&sub.experiment));
+        let mut properties = git::git_properties(&sub.source_dir);
+        properties.insert("azureml.runsource".into(), "experiment".into());
+        properties.extend(sub.properties.clone());
+        let run = store
+            .create_run(&NewRun {
+                run_id: run_id.clone(),
+                experiment: sub.experiment.clone(),
+                parent_run_id: sub.parent_run_id.clone(),
+                run_type: sub.run_type.clone().unwrap_or_else(|| "azureml.scriptrun".into()),
+                target: target.clone(),
+                display_name: sub.display_name.clone(),
+                properties,
+                tags: sub.tags.clone(),
+            })
+            .map_err(store_err)?;
+        let snapshot = self.snapshot_into(&sub.source_dir, &store.run_dir(&run_id), ui)?;
+        let launch = LaunchSpec {
+            program,
+            args,
+            env: script_env(sub, &run, &self.root),
+            target,
+            max_duration_seconds: sub.run_config.max_run_duration_seconds,
+        };
+        let spec = serde_json::to_value(&launch).map_err(|e| failed(e.to_string(), None))?;
+        store.set_launch(&run_id, &spec).map_err(store_err)?;
+        Ok(PreparedRun {
+            run,
+            launch,
+            snapshot,
+        })
+    }
+
+    fn snapshot_into(
+        &self,
+        source_dir: &Path,
+        run_dir: &Path,
+        ui: &dyn SubmitUi,
+    ) -> WsResult<SnapshotSummary> {
+        let summary = copy_source_tree_placeholder(source_dir, run_dir, &[self.root.clone()])
+            .map_err(|e| {
+                failed(
+                    format!("cannot snapshot {}: {e}", source_dir.display()),
+                    Some("check that --source-directory exists and is readable"),
+                )
+            })?;
+        ui.info(&format!(
+            "Snapshot: {} files, {} bytes",
+            summary.files, summary.bytes
+        ));
+        if summary.bytes > SNAPSHOT_WARN_BYTES || summary.files > SNAPSHOT_WARN_FILES {
+            ui.warn(&format!(
+                "the snapshot ({} files, {} bytes) exceeds v1's limits of {SNAPSHOT_WARN_FILES} files / 300 MB; \
+                 list what the run does not need in .amlignore",
+                summary.files, summary.bytes
+            ));
+        }
+        Ok(summary)
+    }
+}
+
+/// Program and argv: `interpreter script args…`, or `/bin/sh -c command`.
+fn command_line(sub: &ScriptSubmission, ui: &dyn SubmitUi) -> WsResult<(String, Vec<String>)> {
+    let rc = &sub.run_config;
+    let python = &rc.environment.python;
+    if let Some(script) = rc.script.as_deref().filter(|s| !s.is_empty()) {
+        if !sub.source_dir.join(script).is_file() {
+            return Err(failed(
+                format!(
+                    "script '{script}' not found in the source directory {}",
+                    sub.source_dir.display()
+                ),
+                Some("paths are relative to --source-directory (default: the project folder)"),
+            ));
+        }
+        if !python.user_managed_dependencies {
+            ui.warn(
+                "userManagedDependencies is false, but azml does not build environments yet; \
+                 the run uses the runconfig's interpreter as is",
+            );
+        }
+        let mut args = vec![script.to_string()];
+        args.extend(rc.arguments.iter().cloned());
+        args.extend(sub.extra_args.iter().cloned());
+        return Ok((interpreter(&python.interpreter_path), args));
+    }
+    if let Some(command) = rc.command.as_deref().filter(|c| !c.trim().is_empty()) {
+        let mut line = command.to_string();
+        for extra in &sub.extra_args {
+            line.push(' ');
+            line.push_str(&shell_quote(extra));
+        }
+        return Ok(("/bin/sh".into(), vec!["-c".into(), line]));
+    }
+    Err(failed(
+        "nothing to run: no script and no command",
+        Some("name the script on the command line (`azml run submit-script -c CONFIG train.py`) or set `script` in the runconfig"),
+    ))
+}
+
+/// The runconfig's interpreter; v1's default `python` falls back to `python3`
+/// on systems that only have the latter.
+fn interpreter(configured: &str) -> String {
+    let configured = if configured.trim().is_empty() {
+        "python"
+    } else {
+        configured
+    };
+    if configured == "python" && find_in_path("python").is_none() && find_in_path("python3").is_some() {
+        return "python3".into();
+    }
+    configured.into()
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Single-quote for `/bin/sh` so a value arrives verbatim.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Environment layers, later wins: runconfig environment's variables, the
+/// runconfig's own variables, what Azure ML sets, the caller's extras.
+/// (MLflow variables are added at execution time: the token is per execution.)
+fn script_env(sub: &ScriptSubmission, run: &RunRecord, root: &Path) -> BTreeMap<String, String> {
+    let rc = &sub.run_config;
+    let mut env = BTreeMap::from([("PYTHONUNBUFFERED".to_string(), "1".to_string())]);
+    env.extend(rc.environment.environment_variables.clone());
+    env.extend(rc.environment_variables.clone());
+    let workspace_name = root
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "local".into());
+    let azureml = [
+        ("AZUREML_RUN_ID", run.run_id.clone()),
+        ("AZUREML_ARM_PROJECT_NAME", run.experiment_name.clone()),
+        ("AZUREML_ARM_WORKSPACE_NAME", workspace_name),
+        ("AZUREML_EXPERIMENT_ID", run.experiment_id.to_string()),
+        ("AZUREML_EXPERIMENT_NAME", run.experiment_name.clone()),
+        ("AZUREML_OUTPUT_DIRECTORY", "outputs".into()),
+        ("AZUREML_COMPUTE_TARGET", run.target.clone()),
+        ("AZUREML_RUN_TYPE", run.run_type.clone()),
+    ];
+    for (k, v) in azureml {
+        env.insert(k.into(), v);
+    }
+    if let Some(parent) = &run.parent_run_id {
+        env.insert("AZUREML_ROOT_RUN_ID".into(), parent.clone());
+    }
+    env.extend(sub.extra_env.clone());
+    env
+}
+
+/// Step 2: execute a prepared run (by id) through `tracking`, recording the
+/// outcome. `opts.on_metric` is also registered with the tracking server, so
+/// one hook sees MLflow metrics and v1 offline-log metrics alike.
+pub async fn run_prepared(
+    root: &Path,
+    run_id: &str,
+    tracking: &TrackingServer,
+    opts: &ExecOptions,
+) -> WsResult<RunEnd> {
+    let store = Store::open(root).map_err(store_err)?;
+    let run = store.run(run_id).map_err(store_err)?;
+    let launch: LaunchSpec = store
+        .launch(run_id)
+        .map_err(store_err)?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or_else(|| failed(format!("run '{run_id}' has no launch information"), None))?;
+    let launcher = super::launchers::launcher_for(&store, &launch.target)?;
+    let mut opts = opts.clone();
+    if opts.max_duration.is_none() {
+        opts.max_duration = launch.max_duration_seconds.map(Duration::from_secs);
+    }
+    let token = tracking.register_run(run_id, opts.on_metric.clone());
+    let mut env = launch.env;
+    env.extend(mlflow_env(&tracking.uri(), &run, &token, root));
+    let job = Job {
+        run_id: run_id.into(),
+        workspace_root: root.into(),
+        program: launch.program,
+        args: launch.args,
+        env,
+        working_dir: store.run_dir(run_id),
+    };
+    drop(store);
+    let result = execute(launcher.as_ref(), &job, &opts).await;
+    tracking.unregister(&token);
+    let end = result.map_err(|e| failed(e.to_string(), None))?;
+    finish_script_created_runs(root, run_id, &end)?;
+    Ok(end)
+}
+
+/// Runs the script created through MLflow (`mlflow.start_run()` without our id)
+/// and left open end with their parent.
+fn finish_script_created_runs(root: &Path, run_id: &str, end: &RunEnd) -> WsResult<()> {
+    let store = Store::open(root).map_err(store_err)?;
+    let children = store
+        .list_runs(&RunQuery {
+            parent_run_id: Some(run_id.into()),
+            ..Default::default()
+        })
+        .map_err(store_err)?;
+    for child in children {
+        if child.run_type == "mlflow" && !child.status.is_terminal() {
+            let child_end = RunEnd {
+                status: end.status,
+                exit_code: None,
+                error: None,
+            };
+            store.finish_run(&child.run_id, &child_end).map_err(store_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Run a prepared run in this process with its own tracking server: the
+/// foreground `submit-script` and the detached supervisor both come here.
+pub async fn run_with_own_tracking(root: &Path, run_id: &str, opts: &ExecOptions) -> WsResult<RunEnd> {
+    let tracking = TrackingServer::start(root)
+        .await
+        .map_err(|e| failed(e.to_string(), None))?;
+    let end = run_prepared(root, run_id, &tracking, opts).await;
+    tracking.shutdown().await;
+    end
+}
+
+/// The hidden argv the detached supervisor is started with.
+pub const SUPERVISE_ARG: &str = "__azml-supervise-run";
+
+/// Step 3 (`--async`): start `azml __azml-supervise-run ROOT RUN_ID` in a new
+/// session (no terminal, no Ctrl-C from the shell), record its pid so a dead
+/// supervisor is noticed, and return without waiting.
+pub fn spawn_detached_supervisor(root: &Path, run_id: &str) -> WsResult<u32> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()
+        .map_err(|e| failed(format!("cannot find the azml executable: {e}"), None))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg(SUPERVISE_ARG)
+        .arg(root)
+        .arg(run_id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| failed(format!("cannot start the run supervisor: {e}"), None))?;
+    let pid = child.id();
+    let store = Store::open(root).map_err(store_err)?;
+    store.set_supervisor(run_id, pid).map_err(store_err)?;
+    // Not waited for: it outlives us and is reparented when we exit.
+    std::mem::forget(child);
+    Ok(pid)
+}
+
+/// Entry point of the detached supervisor, recognised before normal argument
+/// parsing. Returns `None` when argv is not a supervisor invocation.
+pub fn supervise_from_argv() -> Option<i32> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() != 4 || args[1] != SUPERVISE_ARG {
+        return None;
+    }
+    let root = PathBuf::from(&args[2]);
+    let run_id = args[3].to_string_lossy().into_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let code = runtime.block_on(async move {
+        let cancel = CancelToken::new();
+        cancel_on_terminate(&cancel, "the run supervisor was asked to stop (SIGTERM)");
+        let opts = ExecOptions {
+            cancel,
+            ..Default::default()
+        };
+        match run_with_own_tracking(&root, &run_id, &opts).await {
+            Ok(end) if end.status == RunStatus::Completed => 0,
+            _ => 1,
+        }
+    });
+    Some(code)
+}
+
+/// Turn SIGTERM into a cancellation with `reason`.
+pub fn cancel_on_terminate(cancel: &CancelToken, reason: &'static str) {
+    use tokio::signal::unix::{SignalKind, signal};
+    if let Ok(mut term) = signal(SignalKind::terminate()) {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if term.recv().await.is_some() {
+                cancel.cancel(reason);
+            }
+        });
+    }
+}
+
+pub(super) fn store_err(e: super::store::StoreError) -> WorkspaceError {
+    match e {
+        super::store::StoreError::RunNotFound(id) => WorkspaceError::NotFound {
+            kind: "run",
+            name: id,
+        },
+        super::store::StoreError::ExperimentNotFound(name) => WorkspaceError::NotFound {
+            kind: "experiment",
+            name,
+        },
+        other => failed(other.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_line_script_replaces_runconfig_script_and_arguments() {
+        let mut rc = RunConfig {
+            script: Some("a.py".into()),
+            arguments: vec!["--x".into(), "1".into()],
+            ..Default::default()
+        };
+        apply_command_line(&mut rc, Some("b.py".into()), vec![]);
+        assert_eq!(rc.script.as_deref(), Some("b.py"));
+        assert!(rc.arguments.is_empty());
+        apply_command_line(&mut rc, None, vec!["--y".into()]);
+        assert_eq!(rc.arguments, ["--y"]);
+    }
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_substitutions() {
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", shell_quote("it's $(x); `y`")))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $(x); `y`");
+    }
+}

@@ -1,0 +1,896 @@
+//! An MLflow-compatible tracking endpoint on 127.0.0.1, so unmodified scripts
+//! calling `mlflow.log_metric/log_param/set_tag/log_artifact` record into the
+//! local store while they run.
+//!
+//! Serves the REST subset the MLflow client uses (`/api/2.0/mlflow/…`) with
+//! MLflow's JSON conventions and error codes. Every request needs the bearer
+//! token of a registered run (`MLFLOW_TRACKING_TOKEN`); a token may write only
+//! to its own run and to runs the script creates under it. One server serves
+//! many runs at once (the sweep driver registers each child).
+
+use super::runner::MetricHook;
+use super::store::{MetricPoint, NewRun, RunRecord, RunStatus, Store, StoreError, now_ms};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Why the tracking server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackingError {
+    #[error("cannot listen on 127.0.0.1 for the tracking endpoint: {0}")]
+    Bind(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a token may do.
+struct Grant {
+    run_id: String,
+    on_metric: Option<MetricHook>,
+}
+
+struct Shared {
+    root: PathBuf,
+    store: Mutex<Store>,
+    grants: Mutex<HashMap<String, Arc<Grant>>>,
+}
+
+/// A running tracking endpoint. Dropping it without `shutdown` also stops it.
+pub struct TrackingServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TrackingServer {
+    /// Bind a random loopback port and serve the workspace at `root`.
+    pub async fn start(root: &Path) -> Result<TrackingServer, TrackingError> {
+        let shared = Arc::new(Shared {
+            root: root.into(),
+            store: Mutex::new(Store::open(root)?),
+            grants: Mutex::new(HashMap::new()),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(TrackingError::Bind)?;
+        let addr = listener.local_addr().map_err(TrackingError::Bind)?;
+        let app = Router::new()
+            .route("/api/2.0/mlflow/{*endpoint}", axum::routing::any(handle))
+            .route("/ajax-api/2.0/mlflow/{*endpoint}", axum::routing::any(handle))
+            .fallback(|| async { mlflow_error(StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND", "no such endpoint") })
+            .with_state(shared.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(TrackingServer {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, the value of `MLFLOW_TRACKING_URI` for local scripts.
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Allow a run's script to track; returns its bearer token. `on_metric`
+    /// fires after each stored metric value of the run (or runs it creates).
+    pub fn register_run(&self, run_id: &str, on_metric: Option<MetricHook>) -> String {
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let grant = Arc::new(Grant {
+            run_id: run_id.into(),
+            on_metric,
+        });
+        lock(&self.shared.grants).insert(token.clone(), grant);
+        token
+    }
+
+    /// Revoke a token (the run ended).
+    pub fn unregister(&self, token: &str) {
+        lock(&self.shared.grants).remove(token);
+    }
+
+    /// Stop serving and wait for in-flight requests.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TrackingServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The environment a script needs to track into `run` through a server at `uri`.
+pub fn mlflow_env(
+    uri: &str,
+    run: &RunRecord,
+    token: &str,
+    root: &Path,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("MLFLOW_TRACKING_URI".into(), uri.into()),
+        ("MLFLOW_TRACKING_TOKEN".into(), token.into()),
+        ("MLFLOW_RUN_ID".into(), run.run_id.clone()),
+        ("MLFLOW_EXPERIMENT_ID".into(), run.experiment_id.to_string()),
+        ("MLFLOW_EXPERIMENT_NAME".into(), run.experiment_name.clone()),
+        (
+            "MLFLOW_ARTIFACT_URI".into(),
+            artifact_uri(root, &run.run_id),
+        ),
+    ])
+}
+
+/// `file://…/runs/<id>/outputs`: `mlflow.log_artifact` writes there, v1's `./outputs`.
+pub fn artifact_uri(root: &Path, run_id: &str) -> String {
+    let dir = super::store::run_dir(root, run_id).join("outputs");
+    format!("file://{}", dir.display())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ---- request handling ------------------------------------------------------
+
+/// An MLflow-style failure: HTTP status + `error_code` + message.
+struct ApiError(StatusCode, &'static str, String);
+
+type ApiResult = Result<Value, ApiError>;
+
+fn mlflow_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error_code": code, "message": message})),
+    )
+        .into_response()
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+        message.into(),
+    )
+}
+
+fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        "RESOURCE_DOES_NOT_EXIST",
+        message.into(),
+    )
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::RunNotFound(id) => not_found(format!("Run '{id}' not found")),
+            StoreError::ExperimentNotFound(n) => not_found(format!("Experiment '{n}' not found")),
+            StoreError::ParamConflict { .. } => invalid(e.to_string()),
+            other => ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+/// One request's inputs, merged: query string for GET, JSON body otherwise.
+struct Call<'a> {
+    shared: &'a Shared,
+    grant: Arc<Grant>,
+    args: Map<String, Value>,
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(endpoint): UrlPath<String>,
+    method: Method,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(grant) = authorize(&shared, &headers) else {
+        return mlflow_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "a valid bearer token (MLFLOW_TRACKING_TOKEN) is required",
+        );
+    };
+    let mut args: Map<String, Value> = query
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    if method != Method::GET && !body.is_empty() {
+        match parse_lenient_json(&body) {
+            Some(Value::Object(map)) => args.extend(map),
+            _ => {
+                return mlflow_error(
+                    StatusCode::BAD_REQUEST,
+                    "MALFORMED_REQUEST",
+                    "the request body is not a JSON object",
+                );
+            }
+        }
+    }
+    let call = Call {
+        shared: &shared,
+        grant,
+        args,
+    };
+    match route(&call, &method, &endpoint) {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(ApiError(status, code, message)) => mlflow_error(status, code, &message),
+    }
+}
+
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Option<Arc<Grant>> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    lock(&shared.grants).get(token.trim()).cloned()
+}
+
+fn route(call: &Call<'_>, method: &Method, endpoint: &str) -> ApiResult {
+    let get = method == Method::GET;
+    match (get, endpoint) {
+        (true, "experiments/get-by-name") => call.experiment_by_name(),
+        (true, "experiments/get") => call.experiment_by_id(),
+        (false, "experiments/create") => call.create_experiment(),
+        (_, "experiments/search") => call.search_experiments(),
+        (false, "runs/create") => call.create_run(),
+        (true, "runs/get") => call.get_run(),
+        (false, "runs/update") => call.update_run(),
+        (false, "runs/log-metric") => call.log_metric(),
+        (false, "runs/log-parameter") => call.log_param(),
+        (false, "runs/set-tag") => call.set_tag(),
+        (false, "runs/delete-tag") => call.delete_tag(),
+        (false, "runs/log-batch") => call.log_batch(),
+        (false, "runs/search") => call.search_runs(),
+        (true, "metrics/get-history") => call.metric_history(),
+        _ => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "ENDPOINT_NOT_FOUND",
+            format!("{method} /api/2.0/mlflow/{endpoint} is not supported by azml"),
+        )),
+    }
+}
+
+impl Call<'_> {
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        lock(&self.shared.store)
+    }
+
+    fn str_arg(&self, name: &str) -> Result<String, ApiError> {
+        match self.args.get(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            _ => Err(invalid(format!("Missing value for required parameter '{name}'"))),
+        }
+    }
+
+    fn opt_str(&self, name: &str) -> Option<String> {
+        self.str_arg(name).ok()
+    }
+
+    fn run_id_arg(&self) -> Result<String, ApiError> {
+        self.str_arg("run_id").or_else(|_| self.str_arg("run_uuid"))
+    }
+
+    /// The run, if this token may write to it (its own run or one it created).
+    fn writable_run(&self) -> Result<RunRecord, ApiError> {
+        let run_id = self.run_id_arg()?;
+        let run = self.store().run(&run_id)?;
+        if run.run_id == self.grant.run_id
+            || run.parent_run_id.as_deref() == Some(self.grant.run_id.as_str())
+        {
+            Ok(run)
+        } else {
+            Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                format!("this token may not write to run '{run_id}'"),
+            ))
+        }
+    }
+
+    fn experiment_json(&self, exp: &super::store::Experiment) -> Value {
+        json!({
+            "experiment_id": exp.id.to_string(),
+            "name": exp.name,
+            "artifact_location": format!("file://{}", self.shared.root.join("runs").display()),
+            "lifecycle_stage": "active",
+            "creation_time": exp.created_ms,
+            "last_update_time": exp.created_ms,
+            "tags": [],
+        })
+    }
+
+    fn experiment_by_name(&self) -> ApiResult {
+        let name = self.str_arg("experiment_name")?;
+        let exp = self
+            .store()
+            .experiment_by_name(&name)?
+            .ok_or_else(|| not_found(format!("Could not find experiment with name '{name}'")))?;
+        Ok(json!({"experiment": self.experiment_json(&exp)}))
+    }
+
+    fn experiment_by_id(&self) -> ApiResult {
+        let id = self.str_arg("experiment_id")?;
+        let exp = id
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| self.store().experiment_by_id(n).ok().flatten())
+            .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?;
+        Ok(json!({"experiment": self.experiment_json(&exp)}))
+    }
+
+    fn create_experiment(&self) -> ApiResult {
+        let name = self.str_arg("name")?;
+        if name.trim().is_empty() {
+            return Err(invalid("Invalid experiment name: ''"));
+        }
+        let (exp, created) = self.store().ensure_experiment(&name)?;
+        if !created {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "RESOURCE_ALREADY_EXISTS",
+                format!("Experiment '{name}' already exists."),
+            ));
+        }
+        Ok(json!({"experiment_id": exp.id.to_string()}))
+    }
+
+    fn search_experiments(&self) -> ApiResult {
+        let all = self.store().list_experiments()?;
+        let exps: Vec<Value> = all.iter().map(|e| self.experiment_json(e)).collect();
+        Ok(json!({"experiments": exps}))
+    }
+
+    fn run_json(&self, run: &RunRecord) -> Result<Value, ApiError> {
+        let store = self.store();
+        let metrics = latest_metrics(&store.metrics(&run.run_id)?);
+        let params = store.params(&run.run_id)?;
+        let tags = &run.tags;
+        let kv = |m: &BTreeMap<String, String>| -> Vec<Value> {
+            m.iter()
+                .map(|(k, v)| json!({"key": k, "value": v}))
+                .collect()
+        };
+        Ok(json!({
+            "info": self.run_info(run),
+            "data": {
+                "metrics": metrics.iter().map(metric_json).collect::<Vec<_>>(),
+                "params": kv(&params),
+                "tags": kv(tags),
+            },
+            "inputs": {},
+        }))
+    }
+
+    fn run_info(&self, run: &RunRecord) -> Value {
+        let mut info = json!({
+            "run_id": run.run_id,
+            "run_uuid": run.run_id,
+            "run_name": run.display_name.clone().unwrap_or_else(|| run.run_id.clone()),
+            "experiment_id": run.experiment_id.to_string(),
+            "user_id": std::env::var("USER").unwrap_or_default(),
+            "status": mlflow_status(run.status),
+            "artifact_uri": artifact_uri(&self.shared.root, &run.run_id),
+            "lifecycle_stage": "active",
+        });
+        if let Some(start) = run.start_ms {
+            info["start_time"] = json!(start);
+        }
+        if let Some(end) = run.end_ms {
+            info["end_time"] = json!(end);
+        }
+        info
+    }
+
+    fn get_run(&self) -> ApiResult {
+        let run_id = self.run_id_arg()?;
+        let run = self.store().run(&run_id)?;
+        Ok(json!({"run": self.run_json(&run)?}))
+    }
+
+    /// A script's `mlflow.start_run()` without `MLFLOW_RUN_ID` (or a nested
+    /// run) becomes a child run of the azml run that owns the token.
+    fn create_run(&self) -> ApiResult {
+        let parent = self.store().run(&self.grant.run_id)?;
+        let experiment = match self.opt_str("experiment_id") {
+            Some(id) => id
+                .parse::<i64>()
+                .ok()
+                .and_then(|n| self.store().experiment_by_id(n).ok().flatten())
+                .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?
+                .name,
+            None => parent.experiment_name.clone(),
+        };
+        let tags = self.key_values("tags")?;
+        let new = NewRun {
+            run_id: super::new_run_id(&experiment),
+            experiment,
+            parent_run_id: Some(parent.run_id.clone()),
+            run_type: "mlflow".into(),
+            target: parent.target.clone(),
+            display_name: self.opt_str("run_name"),
+            properties: Map::new(),
+            tags: tags.into_iter().collect(),
+        };
+        let store = self.store();
+        let created = store.create_run(&new)?;
+        store.mark_running(&created.run_id, std::process::id())?;
+        let run = store.run(&created.run_id)?;
+        drop(store);
+        Ok(json!({"run": self.run_json(&run)?}))
+    }
+
+    /// Scripts report RUNNING/FINISHED for the run azml supervises; azml decides
+    /// that run's status from the exit code, so only runs the script created
+    /// take the status it sends.
+    fn update_run(&self) -> ApiResult {
+        let run = self.writable_run()?;
+        let store = self.store();
+        if let Some(name) = self.opt_str("run_name") {
+            store.set_display_name(&run.run_id, &name)?;
+        }
+        if run.run_id != self.grant.run_id
+            && let Some(status) = self.opt_str("status").and_then(|s| status_from_mlflow(&s))
+        {
+            store.finish_run(
+                &run.run_id,
+                &super::store::RunEnd {
+                    status,
+                    exit_code: None,
+                    error: None,
+                },
+            )?;
+        }
+        let run = store.run(&run.run_id)?;
+        drop(store);
+        Ok(json!({"run_info": self.run_info(&run)}))
+    }
+
+    fn metric_from(&self, m: &Map<String, Value>) -> Result<MetricPoint, ApiError> {
+        let name = match m.get("key") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(invalid("Missing value for required parameter 'key'")),
+        };
+        let value = m
+            .get("value")
+            .and_then(number_of)
+            .ok_or_else(|| invalid(format!("Got invalid value for metric '{name}'")))?;
+        let timestamp_ms = m
+            .get("timestamp")
+            .and_then(number_of)
+            .map(|t| t as i64)
+            .unwrap_or_else(now_ms);
+        let step = m.get("step").and_then(number_of).map(|s| s as i64).unwrap_or(0);
+        Ok(MetricPoint {
+            name,
+            value,
+            step,
+            timestamp_ms,
+        })
+    }
+
+    fn store_metrics(&self, run_id: &str, points: &[MetricPoint]) -> Result<(), ApiError> {
+        self.store().log_metrics(run_id, points)?;
+        if let Some(hook) = &self.grant.on_metric {
+            for p in points {
+                hook(run_id, p);
+            }
+        }
+        Ok(())
+    }
+
+    fn log_metric(&self) -> ApiResult {
+        let run = self.writable_run()?;
+        let point = self.metric_from(&self.args)?;
+        self.store_metrics(&run.run_id, &[point])?;
+        Ok(json!({}))
+    }
+
+    fn log_param(&self) -> ApiResult {
+        let run = self.writable_run()?;
+        let key = self.str_arg("key")?;
+        let value = self.str_arg("value")?;
+        self.store().log_param(&run.run_id, &key, &value)?;
+        Ok(json!({}))
+    }
+
+    fn set_tag(&self) -> ApiResult {
+        let run = self.writable_run()?;
+        let key = self.str_arg("key")?;
+        let value = self.str_arg("value")?;
+        let store = self.store();
+        store.set_tag(&run.run_id, &key, &value)?;
+        if key == "mlflow.runName" {
+            store.set_display_name(&run.run_id, &value)?;
+        }
+        Ok(json!({}))
+    }
+
+    fn delete_tag(&self) -> ApiResult {
+        let run = self.writable_run()?;
+        let key = self.str_arg("key")?;
+        if !self.store().delete_tag(&run.run_id, &key)? {
+            return Err(not_found(format!("No tag with name: {key} in run with id {}", run.run_id)));
+        }
+        Ok(json!({}))
+    }
+
+    fn key_values(&self, field: &str) -> Result<Vec<(String, String)>, ApiError> {
+        let Some(items) = self.args.get(field) else {
+            return Ok(Vec::new());
+        };
+        let items = items
+            .as_array()
+            .ok_or_else(|| invalid(format!("'{field}' must be a list")))?;
+        items
+            .iter()
+            .map(|item| {
+                let key = item.get("key").and_then(Value::as_str);
+                let value = item.get("value").map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                match (key, value) {
+                    (Some(k), Some(v)) => Ok((k.to_string(), v)),
+                    _ => Err(invalid(format!("each entry of '{field}' needs 'key' and 'value'"))),
+                }
+            })
+            .collect()
+    }
+
+    fn log_batch(&self) -> ApiResult {
+        let run = self.writable_run()?;
+        let metrics = match self.args.get("metrics") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|m| {
+                    m.as_object()
+                        .ok_or_else(|| invalid("each metric must be an object"))
+                        .and_then(|m| self.metric_from(m))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(invalid("'metrics' must be a list")),
+            None => Vec::new(),
+        };
+        let params = self.key_values("params")?;
+        let tags = self.key_values("tags")?;
+        {
+            let store = self.store();
+            for (k, v) in &params {
+                store.log_param(&run.run_id, k, v)?;
+            }
+            for (k, v) in &tags {
+                store.set_tag(&run.run_id, k, v)?;
+            }
+        }
+        self.store_metrics(&run.run_id, &metrics)?;
+        Ok(json!({}))
+    }
+
+    fn metric_history(&self) -> ApiResult {
+        let run_id = self.run_id_arg()?;
+        let key = self.str_arg("metric_key")?;
+        let store = self.store();
+        store.run(&run_id)?;
+        let history = store.metric_history(&run_id, &key)?;
+        Ok(json!({"metrics": history.iter().map(metric_json).collect::<Vec<_>>()}))
+    }
+
+    fn search_runs(&self) -> ApiResult {
+        let experiment_ids: Vec<i64> = match self.args.get("experiment_ids") {
+            Some(Value::Array(ids)) => ids
+                .iter()
+                .filter_map(|v| number_of(v).map(|n| n as i64))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let filter = match self.opt_str("filter") {
+            Some(f) if !f.trim().is_empty() => Some(parse_filter(&f).map_err(invalid)?),
+            _ => None,
+        };
+        let max_results = self
+            .args
+            .get("max_results")
+            .and_then(number_of)
+            .map(|n| n as usize)
+            .unwrap_or(1000);
+        let offset: usize = self
+            .opt_str("page_token")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let runs = self.store().list_runs(&Default::default())?;
+        let mut matched = Vec::new();
+        for run in runs {
+            if !experiment_ids.is_empty() && !experiment_ids.contains(&run.experiment_id) {
+                continue;
+            }
+            let json = self.run_json(&run)?;
+            if filter.as_ref().is_none_or(|f| f.iter().all(|c| c.matches(&json))) {
+                matched.push(json);
+            }
+        }
+        let total = matched.len();
+        let page: Vec<Value> = matched.into_iter().skip(offset).take(max_results).collect();
+        let mut out = json!({"runs": page});
+        if offset + max_results < total {
+            out["next_page_token"] = json!((offset + max_results).to_string());
+        }
+        Ok(out)
+    }
+}
+
+/// MLflow's run status names for v1's.
+fn mlflow_status(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::NotStarted => "SCHEDULED",
+        RunStatus::Running => "RUNNING",
+        RunStatus::Completed => "FINISHED",
+        RunStatus::Failed => "FAILED",
+        RunStatus::Canceled => "KILLED",
+    }
+}
+
+fn status_from_mlflow(status: &str) -> Option<RunStatus> {
+    match status {
+        "FINISHED" => Some(RunStatus::Completed),
+        "FAILED" => Some(RunStatus::Failed),
+        "KILLED" => Some(RunStatus::Canceled),
+        _ => None,
+    }
+}
+
+fn latest_metrics(all: &[MetricPoint]) -> Vec<MetricPoint> {
+    let mut latest: BTreeMap<&str, &MetricPoint> = BTreeMap::new();
+    for p in all {
+        let keep = latest
+            .get(p.name.as_str())
+            .is_none_or(|old| (p.step, p.timestamp_ms) >= (old.step, old.timestamp_ms));
+        if keep {
+            latest.insert(&p.name, p);
+        }
+    }
+    latest.into_values().cloned().collect()
+}
+
+fn metric_json(p: &MetricPoint) -> Value {
+    let value = if p.value.is_finite() {
+        json!(p.value)
+    } else if p.value.is_nan() {
+        json!("NaN")
+    } else if p.value > 0.0 {
+        json!("Infinity")
+    } else {
+        json!("-Infinity")
+    };
+    json!({"key": p.name, "value": value, "timestamp": p.timestamp_ms, "step": p.step})
+}
+
+/// Numbers arrive as JSON numbers or (int64, NaN, Infinity) as strings.
+fn number_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.as_str() {
+            "NaN" | "nan" => Some(f64::NAN),
+            "Infinity" | "inf" => Some(f64::INFINITY),
+            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+            _ => s.parse().ok(),
+        },
+        _ => None,
+    }
+}
+
+/// JSON as Python's `json.dumps` writes it: bare `NaN`/`Infinity` allowed
+/// (they become strings, which [`number_of`] understands).
+fn parse_lenient_json(body: &[u8]) -> Option<Value> {
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Some(v);
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    serde_json::from_str(&quote_bare_non_finite(text)).ok()
+}
+
+fn quote_bare_non_finite(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        if c == '"' {
+            in_string = true;
+        }
+        let token = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| rest.starts_with(t));
+        match token {
+            Some(t) => {
+                out.push('"');
+                out.push_str(t);
+                out.push('"');
+                rest = &rest[t.len()..];
+            }
+            None => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
+/// One clause of a `runs/search` filter: `metrics.x > 0.5`, `params.lr = '0.1'`,
+/// `tags.team != 'x'`, `attributes.status = 'FINISHED'`.
+#[derive(Debug, PartialEq)]
+struct Clause {
+    entity: String,
+    key: String,
+    op: String,
+    value: String,
+}
+
+fn parse_filter(filter: &str) -> Result<Vec<Clause>, String> {
+    let lower = filter.to_ascii_lowercase();
+    let mut clauses = Vec::new();
+    let mut start = 0;
+    for (i, _) in lower.match_indices(" and ") {
+        clauses.push(parse_clause(&filter[start..i])?);
+        start = i + 5;
+    }
+    clauses.push(parse_clause(&filter[start..])?);
+    Ok(clauses)
+}
+
+fn parse_clause(text: &str) -> Result<Clause, String> {
+    let text = text.trim();
+    let ops = ["!=", ">=", "<=", "=", ">", "<"];
+    let (pos, op) = ops
+        .iter()
+        .filter_map(|op| text.find(op).map(|p| (p, *op)))
+        .min_by_key(|(p, op)| (*p, std::cmp::Reverse(op.len())))
+        .ok_or_else(|| format!("unsupported filter clause '{text}' (azml supports =, !=, <, <=, >, >=)"))?;
+    let lhs = text[..pos].trim();
+    let value = text[pos + op.len()..].trim();
+    let (entity, key) = lhs
+        .split_once('.')
+        .ok_or_else(|| format!("unsupported filter key '{lhs}' (use metrics., params., tags. or attributes.)"))?;
+    let entity = match entity {
+        "metric" | "metrics" => "metrics",
+        "param" | "params" | "parameter" | "parameters" => "params",
+        "tag" | "tags" => "tags",
+        "attribute" | "attributes" | "attr" | "run" => "attributes",
+        other => return Err(format!("unsupported filter entity '{other}'")),
+    };
+    let key = key.trim_matches(|c| c == '`' || c == '"');
+    let value = value.trim_matches(|c| c == '\'' || c == '"');
+    Ok(Clause {
+        entity: entity.into(),
+        key: key.into(),
+        op: op.into(),
+        value: value.into(),
+    })
+}
+
+impl Clause {
+    fn matches(&self, run: &Value) -> bool {
+        let actual: Option<Value> = match self.entity.as_str() {
+            "attributes" => run["info"].get(self.key.as_str()).cloned(),
+            entity => run["data"][entity].as_array().and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| i["key"] == self.key.as_str())
+                    .map(|i| i["value"].clone())
+            }),
+        };
+        let Some(actual) = actual else {
+            return false;
+        };
+        if let (Some(a), Ok(b)) = (number_of(&actual), self.value.parse::<f64>())
+            && self.entity == "metrics"
+        {
+            return compare(a.partial_cmp(&b), &self.op);
+        }
+        let a = match &actual {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        compare(Some(a.as_str().cmp(self.value.as_str())), &self.op)
+    }
+}
+
+fn compare(ord: Option<std::cmp::Ordering>, op: &str) -> bool {
+    use std::cmp::Ordering::*;
+    match (ord, op) {
+        (Some(o), "=") => o == Equal,
+        (Some(o), "!=") => o != Equal,
+        (Some(o), ">") => o == Greater,
+        (Some(o), ">=") => o != Less,
+        (Some(o), "<") => o == Less,
+        (Some(o), "<=") => o != Greater,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_style_nan_in_a_body_is_understood() {
+        let v = parse_lenient_json(br#"{"key": "loss", "value": NaN, "name": "a NaN b"}"#).unwrap();
+        assert!(number_of(&v["value"]).unwrap().is_nan());
+        assert_eq!(v["name"], "a NaN b");
+    }
+
+    #[test]
+    fn filter_clauses_parse_with_two_char_operators_first() {
+        let c = parse_filter("metrics.acc >= 0.5 and params.lr = '0.1'").unwrap();
+        assert_eq!(c[0].op, ">=");
+        assert_eq!(c[0].key, "acc");
+        assert_eq!(c[1].entity, "params");
+        assert_eq!(c[1].value, "0.1");
+        assert!(parse_filter("acc > 1").is_err());
+    }
+
+    #[test]
+    fn latest_metric_is_the_highest_step() {
+        let p = |v, step, ts| MetricPoint {
+            name: "a".into(),
+            value: v,
+            step,
+            timestamp_ms: ts,
+        };
+        let got = latest_metrics(&[p(1.0, 2, 5), p(2.0, 1, 9)]);
+        assert_eq!(got[0].value, 1.0);
+    }
+}
