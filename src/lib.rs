@@ -22,5 +22,10 @@ pub mod workspace;
 
 /// Entry point used by `main`: parses argv, runs the command, returns the process exit code.
 pub fn run() -> i32 {
+    // A detached run supervisor (`run submit-script --async`) is azml re-executed
+    // with a hidden argv; it never goes through the user-facing CLI.
+    if let Some(code) = local::submit::supervise_from_argv() {
+        return code;
+    }
     commands::main()
 }

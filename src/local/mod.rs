@@ -20,7 +20,9 @@ pub mod store;
 pub mod submit;
 pub mod tracking;
 
-use crate::workspace::{RunFilter, Workspace, WorkspaceError, WsResult};
+use crate::workspace::{
+    LogSink, RunFilter, RunOutcome, SubmitScript, Workspace, WorkspaceError, WsResult,
+};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,23 +30,10 @@ use std::time::Duration;
 use store::{MetricPoint, RunEnd, RunQuery, RunRecord, RunStatus, Store};
 use submit::store_err;
 
-/// Environment variable that moves the local workspace elsewhere.
-pub const LOCAL_WORKSPACE_ENV: &str = "AZML_LOCAL_WORKSPACE";
-
 /// The embedded workspace rooted at `root` (SQLite store + a folder per run).
 #[derive(Debug, Clone)]
 pub struct LocalWorkspace {
     pub root: PathBuf,
-}
-
-/// Where the local workspace of a project lives: `$AZML_LOCAL_WORKSPACE`, else
-/// `<project>/.azureml/localws` (`.azureml` is in v1's default ignore list, so
-/// run history never ends up in snapshots).
-pub fn default_root(project_dir: &Path) -> PathBuf {
-    match std::env::var_os(LOCAL_WORKSPACE_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => project_dir.join(".azureml").join("localws"),
-    }
 }
 
 /// A v1-style run id: `<experiment>_<unix seconds>_<8 hex>`.
@@ -73,13 +62,20 @@ impl LocalWorkspace {
         Ok(store)
     }
 
-    /// The v1 RunDto of a run (plus `metrics` when asked).
+    /// The v1 RunDto of a run (plus `metrics` and MLflow `params` for `run show`).
     pub fn run_json(&self, store: &Store, run: &RunRecord, with_metrics: bool) -> WsResult<Value> {
         let mut out = Map::new();
         out.insert("runId".into(), json!(run.run_id));
         out.insert("parentRunId".into(), json!(run.parent_run_id));
         out.insert("experimentName".into(), json!(run.experiment_name));
-        out.insert("displayName".into(), json!(run.display_name.clone().unwrap_or_else(|| run.run_id.clone())));
+        out.insert(
+            "displayName".into(),
+            json!(
+                run.display_name
+                    .clone()
+                    .unwrap_or_else(|| run.run_id.clone())
+            ),
+        );
         out.insert("runType".into(), json!(run.run_type));
         out.insert("target".into(), json!(run.target));
         out.insert("status".into(), json!(run.status.as_str()));
@@ -98,6 +94,8 @@ impl LocalWorkspace {
         if with_metrics {
             let metrics = store.metrics(&run.run_id).map_err(store_err)?;
             out.insert("metrics".into(), metrics_json(&metrics));
+            let params = store.params(&run.run_id).map_err(store_err)?;
+            out.insert("params".into(), json!(params));
         }
         Ok(Value::Object(out))
     }
@@ -117,7 +115,7 @@ impl LocalWorkspace {
 
     /// `run download-logs -d DIR`: copy the run's log files into `dir`, keeping
     /// their relative paths. Returns the files written.
-    pub fn download_logs(&self, run_id: &str, dir: &Path) -> WsResult<Vec<PathBuf>> {
+    pub fn copy_logs(&self, run_id: &str, dir: &Path) -> WsResult<Vec<PathBuf>> {
         self.store()?.run(run_id).map_err(store_err)?;
         let mut written = Vec::new();
         for (rel, abs) in self.log_files(run_id) {
@@ -137,7 +135,11 @@ impl LocalWorkspace {
 
     /// `run monitor-logs`: stream the run's `user_logs/std_log.txt` into `sink`
     /// from the start until the run ends; returns the finished run.
-    pub async fn follow_logs(&self, run_id: &str, sink: &(dyn Fn(&[u8]) + Sync)) -> WsResult<RunRecord> {
+    pub async fn follow_logs(
+        &self,
+        run_id: &str,
+        sink: &(dyn Fn(&[u8]) + Sync),
+    ) -> WsResult<RunRecord> {
         let path = store::run_dir(&self.root, run_id).join(runner::STD_LOG);
         let mut offset = 0u64;
         loop {
@@ -167,7 +169,13 @@ impl LocalWorkspace {
             }
             let deadline = tokio::time::Instant::now() + wait;
             while tokio::time::Instant::now() < deadline {
-                if self.store()?.run(run_id).map_err(store_err)?.status.is_terminal() {
+                if self
+                    .store()?
+                    .run(run_id)
+                    .map_err(store_err)?
+                    .status
+                    .is_terminal()
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -235,7 +243,10 @@ fn collect_files(base: &Path, dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
 pub fn metrics_json(points: &[MetricPoint]) -> Value {
     let mut by_name: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for p in points {
-        by_name.entry(&p.name).or_default().push(number_json(p.value));
+        by_name
+            .entry(&p.name)
+            .or_default()
+            .push(number_json(p.value));
     }
     let map: Map<String, Value> = by_name
         .into_iter()
@@ -265,7 +276,12 @@ fn number_json(v: f64) -> Value {
 }
 
 /// The ARM-shaped JSON of a compute target.
-fn compute_json(name: &str, compute_type: &str, props: &Map<String, Value>, created_ms: Option<i64>) -> Value {
+fn compute_json(
+    name: &str,
+    compute_type: &str,
+    props: &Map<String, Value>,
+    created_ms: Option<i64>,
+) -> Value {
     let mut properties = Map::new();
     properties.insert("computeType".into(), json!(compute_type));
     properties.insert("provisioningState".into(), json!("Succeeded"));
@@ -287,7 +303,10 @@ fn compute_json(name: &str, compute_type: &str, props: &Map<String, Value>, crea
 
 fn local_compute_json() -> Value {
     let mut props = Map::new();
-    props.insert("description".into(), json!("this machine: runs execute as local processes"));
+    props.insert(
+        "description".into(),
+        json!("this machine: runs execute as local processes"),
+    );
     compute_json(launchers::LOCAL_TARGET, "Local", &props, None)
 }
 
@@ -308,7 +327,12 @@ impl Workspace for LocalWorkspace {
         let store = self.store()?;
         let mut out = vec![local_compute_json()];
         for c in store.list_computes().map_err(store_err)? {
-            out.push(compute_json(&c.name, &c.compute_type, &c.properties, Some(c.created_ms)));
+            out.push(compute_json(
+                &c.name,
+                &c.compute_type,
+                &c.properties,
+                Some(c.created_ms),
+            ));
         }
         Ok(out)
     }
@@ -319,7 +343,12 @@ impl Workspace for LocalWorkspace {
         }
         let store = self.store()?;
         match store.compute(name).map_err(store_err)? {
-            Some(c) => Ok(compute_json(&c.name, &c.compute_type, &c.properties, Some(c.created_ms))),
+            Some(c) => Ok(compute_json(
+                &c.name,
+                &c.compute_type,
+                &c.properties,
+                Some(c.created_ms),
+            )),
             None => Err(WorkspaceError::NotFound {
                 kind: "compute target",
                 name: name.into(),
@@ -400,20 +429,49 @@ impl Workspace for LocalWorkspace {
         store.run(run_id).map_err(store_err)?;
         Ok(metrics_json(&store.metrics(run_id).map_err(store_err)?))
     }
+
+    async fn submit_script(
+        &self,
+        request: &SubmitScript,
+        logs: &dyn LogSink,
+    ) -> WsResult<RunOutcome> {
+        submit::submit_script(self, request, logs).await
+    }
+
+    async fn monitor_logs(&self, run_id: &str, logs: &dyn LogSink) -> WsResult<RunOutcome> {
+        submit::monitor_logs(self, run_id, logs).await
+    }
+
+    async fn download_logs(&self, run_id: &str, output_dir: &Path) -> WsResult<Value> {
+        let files = self.copy_logs(run_id, output_dir)?;
+        Ok(json!(
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+        ))
+    }
 }
 
 /// v1 experiment names: letters, digits, `_` and `-`, 1–255 characters, starting with a letter or digit.
 fn validate_experiment_name(name: &str) -> WsResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 255
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
         Err(WorkspaceError::Failed {
             message: format!("invalid experiment name '{name}'"),
-            hint: Some("use 1-255 letters, digits, '_' or '-', starting with a letter or digit".into()),
+            hint: Some(
+                "use 1-255 letters, digits, '_' or '-', starting with a letter or digit".into(),
+            ),
         })
     }
 }

@@ -226,7 +226,9 @@ fn with_store<T>(
     store: &Mutex<Store>,
     f: impl FnOnce(&Store) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let guard = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     f(&guard)
 }
 

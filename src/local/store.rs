@@ -146,7 +146,10 @@ impl RunStatus {
             RunStatus::Canceled,
         ]
         .into_iter()
-        .find(|s| s.as_str().eq_ignore_ascii_case(text) || (text.eq_ignore_ascii_case("cancelled") && *s == RunStatus::Canceled))
+        .find(|s| {
+            s.as_str().eq_ignore_ascii_case(text)
+                || (text.eq_ignore_ascii_case("cancelled") && *s == RunStatus::Canceled)
+        })
     }
 
     pub fn is_terminal(self) -> bool {
@@ -272,7 +275,8 @@ impl Store {
             source,
         };
         let mut conn = Connection::open(&path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -634,7 +638,14 @@ impl Store {
                 } else {
                     (Some(p.value), 0)
                 };
-                stmt.execute(params![run_id, p.name, value, is_nan, p.step, p.timestamp_ms])?;
+                stmt.execute(params![
+                    run_id,
+                    p.name,
+                    value,
+                    is_nan,
+                    p.step,
+                    p.timestamp_ms
+                ])?;
             }
         }
         tx.commit()?;

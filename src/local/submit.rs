@@ -16,7 +16,7 @@ use super::store::{NewRun, RunEnd, RunQuery, RunRecord, RunStatus, Store};
 use super::tracking::{TrackingServer, mlflow_env};
 use super::{LocalWorkspace, git, new_run_id};
 use crate::model::runconfig::RunConfig;
-use crate::workspace::{WorkspaceError, WsResult};
+use crate::workspace::{LogSink, RunOutcome, SubmitScript, WorkspaceError, WsResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -115,10 +115,17 @@ impl LocalWorkspace {
             .clone()
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| sub.run_config.target.clone());
-        let target = if target.is_empty() { "local".to_string() } else { target };
+        let target = if target.is_empty() {
+            "local".to_string()
+        } else {
+            target
+        };
         super::launchers::check_target(&store, &target)?;
         let (program, args) = command_line(sub, ui)?;
-        let run_id = sub.run_id.clone().unwrap_or_else(|| new_run_id(&sub.experiment));
+        let run_id = sub
+            .run_id
+            .clone()
+            .unwrap_or_else(|| new_run_id(&sub.experiment));
         let mut properties = git::git_properties(&sub.source_dir);
         properties.insert("azureml.runsource".into(), "experiment".into());
         properties.extend(sub.properties.clone());
@@ -127,7 +134,10 @@ impl LocalWorkspace {
                 run_id: run_id.clone(),
                 experiment: sub.experiment.clone(),
                 parent_run_id: sub.parent_run_id.clone(),
-                run_type: sub.run_type.clone().unwrap_or_else(|| "azureml.scriptrun".into()),
+                run_type: sub
+                    .run_type
+                    .clone()
+                    .unwrap_or_else(|| "azureml.scriptrun".into()),
                 target: target.clone(),
                 display_name: sub.display_name.clone(),
                 properties,
@@ -214,7 +224,9 @@ fn command_line(sub: &ScriptSubmission, ui: &dyn SubmitUi) -> WsResult<(String, 
     }
     Err(failed(
         "nothing to run: no script and no command",
-        Some("name the script on the command line (`azml run submit-script -c CONFIG train.py`) or set `script` in the runconfig"),
+        Some(
+            "name the script on the command line (`azml run submit-script -c CONFIG train.py`) or set `script` in the runconfig",
+        ),
     ))
 }
 
@@ -226,7 +238,10 @@ fn interpreter(configured: &str) -> String {
     } else {
         configured
     };
-    if configured == "python" && find_in_path("python").is_none() && find_in_path("python3").is_some() {
+    if configured == "python"
+        && find_in_path("python").is_none()
+        && find_in_path("python3").is_some()
+    {
         return "python3".into();
     }
     configured.into()
@@ -334,7 +349,9 @@ fn finish_script_created_runs(root: &Path, run_id: &str, end: &RunEnd) -> WsResu
                 exit_code: None,
                 error: None,
             };
-            store.finish_run(&child.run_id, &child_end).map_err(store_err)?;
+            store
+                .finish_run(&child.run_id, &child_end)
+                .map_err(store_err)?;
         }
     }
     Ok(())
@@ -342,7 +359,11 @@ fn finish_script_created_runs(root: &Path, run_id: &str, end: &RunEnd) -> WsResu
 
 /// Run a prepared run in this process with its own tracking server: the
 /// foreground `submit-script` and the detached supervisor both come here.
-pub async fn run_with_own_tracking(root: &Path, run_id: &str, opts: &ExecOptions) -> WsResult<RunEnd> {
+pub async fn run_with_own_tracking(
+    root: &Path,
+    run_id: &str,
+    opts: &ExecOptions,
+) -> WsResult<RunEnd> {
     let tracking = TrackingServer::start(root)
         .await
         .map_err(|e| failed(e.to_string(), None))?;
@@ -429,6 +450,172 @@ pub fn cancel_on_terminate(cancel: &CancelToken, reason: &'static str) {
     }
 }
 
+/// `run submit-script` on the local workspace: prepare, then either follow the
+/// run in this process (streaming its output to `logs`; Ctrl-C cancels it) or,
+/// with `--async`, hand it to a detached supervisor and return at once.
+pub async fn submit_script(
+    ws: &LocalWorkspace,
+    request: &SubmitScript,
+    logs: &dyn LogSink,
+) -> WsResult<RunOutcome> {
+    let submission = ScriptSubmission {
+        experiment: request.experiment.clone(),
+        run_config: request.run_config.clone(),
+        source_dir: request.source_dir.clone(),
+        ..Default::default()
+    };
+    let ui = LogSinkUi(logs);
+    let prepared = ws.prepare_script_run(&submission, &ui)?;
+    let run_id = prepared.run.run_id.clone();
+    ui.info(&format!("RunId: {run_id}"));
+    if request.asynchronous {
+        spawn_detached_supervisor(&ws.root, &run_id)?;
+        return outcome(ws, &run_id, false);
+    }
+    let cancel = CancelToken::new();
+    let interrupted = cancel_on_interrupt(&cancel);
+    cancel_on_terminate(&cancel, "canceled: azml received SIGTERM");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let opts = ExecOptions {
+        cancel,
+        echo: Some(std::sync::Arc::new(move |chunk: &[u8]| {
+            let _ = tx.send(chunk.to_vec());
+        })),
+        ..Default::default()
+    };
+    let root = ws.root.clone();
+    let run = async move { run_with_own_tracking(&root, &run_id, &opts).await };
+    let (end, ()) = tokio::join!(run, forward_output(rx, logs));
+    interrupted.abort();
+    let end = end?;
+    let was_interrupted = end.status == RunStatus::Canceled
+        && end
+            .error
+            .as_ref()
+            .is_some_and(|(_, reason)| reason == CTRL_C_REASON);
+    outcome(ws, &prepared.run.run_id, was_interrupted)
+}
+
+/// `run monitor-logs`: stream the run's output from the start until it ends.
+/// Ctrl-C stops following (the run itself goes on).
+pub async fn monitor_logs(
+    ws: &LocalWorkspace,
+    run_id: &str,
+    logs: &dyn LogSink,
+) -> WsResult<RunOutcome> {
+    ws.store()?.run(run_id).map_err(store_err)?;
+    let chunker = std::sync::Mutex::new(Utf8Chunker::default());
+    let sink = |bytes: &[u8]| {
+        let text = chunker
+            .lock()
+            .map(|mut c| c.push(bytes))
+            .unwrap_or_default();
+        if !text.is_empty() {
+            logs.write(&text);
+        }
+    };
+    tokio::select! {
+        run = ws.follow_logs(run_id, &sink) => {
+            run?;
+            outcome(ws, run_id, false)
+        }
+        _ = tokio::signal::ctrl_c() => outcome(ws, run_id, true),
+    }
+}
+
+fn outcome(ws: &LocalWorkspace, run_id: &str, interrupted: bool) -> WsResult<RunOutcome> {
+    let store = ws.store()?;
+    let run = store.run(run_id).map_err(store_err)?;
+    Ok(RunOutcome {
+        run: ws.run_json(&store, &run, false)?,
+        interrupted,
+    })
+}
+
+/// The cancel reason recorded when the user presses Ctrl-C.
+pub const CTRL_C_REASON: &str = "canceled by user (Ctrl-C)";
+
+/// Ctrl-C cancels the run (its whole process group), rather than killing azml
+/// and orphaning the script.
+fn cancel_on_interrupt(cancel: &CancelToken) -> tokio::task::JoinHandle<()> {
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel(CTRL_C_REASON);
+        }
+    })
+}
+
+async fn forward_output(mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, logs: &dyn LogSink) {
+    let mut chunker = Utf8Chunker::default();
+    while let Some(bytes) = rx.recv().await {
+        let text = chunker.push(&bytes);
+        if !text.is_empty() {
+            logs.write(&text);
+        }
+    }
+    let rest = chunker.finish();
+    if !rest.is_empty() {
+        logs.write(&rest);
+    }
+}
+
+/// Turns a byte stream into text without splitting a UTF-8 character across
+/// chunks (invalid bytes become U+FFFD).
+#[derive(Debug, Default)]
+pub struct Utf8Chunker {
+    pending: Vec<u8>,
+}
+
+impl Utf8Chunker {
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(text) => {
+                    out.push_str(text);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(&String::from_utf8_lossy(&self.pending[..valid]));
+                    match e.error_len() {
+                        // An incomplete character at the end: wait for the rest.
+                        None => {
+                            self.pending.drain(..valid);
+                            return out;
+                        }
+                        Some(bad) => {
+                            out.push('\u{FFFD}');
+                            self.pending.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn finish(&mut self) -> String {
+        let rest = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        rest
+    }
+}
+
+/// Submit's messages go where the run output goes (stderr), so stdout stays the result.
+struct LogSinkUi<'a>(&'a dyn LogSink);
+
+impl SubmitUi for LogSinkUi<'_> {
+    fn warn(&self, message: &str) {
+        self.0.write(&format!("warning: {message}\n"));
+    }
+    fn info(&self, message: &str) {
+        self.0.write(&format!("{message}\n"));
+    }
+}
+
 pub(super) fn store_err(e: super::store::StoreError) -> WorkspaceError {
     match e {
         super::store::StoreError::RunNotFound(id) => WorkspaceError::NotFound {
@@ -459,6 +646,17 @@ mod tests {
         assert!(rc.arguments.is_empty());
         apply_command_line(&mut rc, None, vec!["--y".into()]);
         assert_eq!(rc.arguments, ["--y"]);
+    }
+
+    #[test]
+    fn utf8_split_across_chunks_is_reassembled() {
+        let mut c = Utf8Chunker::default();
+        let bytes = "né✓".as_bytes();
+        let mut out = c.push(&bytes[..2]);
+        out += &c.push(&bytes[2..4]);
+        out += &c.push(&bytes[4..]);
+        assert_eq!(out, "né✓");
+        assert_eq!(c.push(&[0xff, b'a']), "\u{FFFD}a");
     }
 
     #[test]

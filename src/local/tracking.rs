@@ -64,8 +64,17 @@ impl TrackingServer {
         let addr = listener.local_addr().map_err(TrackingError::Bind)?;
         let app = Router::new()
             .route("/api/2.0/mlflow/{*endpoint}", axum::routing::any(handle))
-            .route("/ajax-api/2.0/mlflow/{*endpoint}", axum::routing::any(handle))
-            .fallback(|| async { mlflow_error(StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND", "no such endpoint") })
+            .route(
+                "/ajax-api/2.0/mlflow/{*endpoint}",
+                axum::routing::any(handle),
+            )
+            .fallback(|| async {
+                mlflow_error(
+                    StatusCode::NOT_FOUND,
+                    "ENDPOINT_NOT_FOUND",
+                    "no such endpoint",
+                )
+            })
             .with_state(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -223,6 +232,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    tracing::debug!(%method, endpoint, "tracking request");
     let Some(grant) = authorize(&shared, &headers) else {
         return mlflow_error(
             StatusCode::UNAUTHORIZED,
@@ -253,12 +263,18 @@ async fn handle(
     };
     match route(&call, &method, &endpoint) {
         Ok(value) => axum::Json(value).into_response(),
-        Err(ApiError(status, code, message)) => mlflow_error(status, code, &message),
+        Err(ApiError(status, code, message)) => {
+            tracing::debug!(%status, code, message, "tracking request refused");
+            mlflow_error(status, code, &message)
+        }
     }
 }
 
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Option<Arc<Grant>> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))?;
@@ -299,7 +315,9 @@ impl Call<'_> {
         match self.args.get(name) {
             Some(Value::String(s)) => Ok(s.clone()),
             Some(Value::Number(n)) => Ok(n.to_string()),
-            _ => Err(invalid(format!("Missing value for required parameter '{name}'"))),
+            _ => Err(invalid(format!(
+                "Missing value for required parameter '{name}'"
+            ))),
         }
     }
 
@@ -433,12 +451,13 @@ impl Call<'_> {
     fn create_run(&self) -> ApiResult {
         let parent = self.store().run(&self.grant.run_id)?;
         let experiment = match self.opt_str("experiment_id") {
-            Some(id) => id
-                .parse::<i64>()
-                .ok()
-                .and_then(|n| self.store().experiment_by_id(n).ok().flatten())
-                .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?
-                .name,
+            Some(id) => {
+                id.parse::<i64>()
+                    .ok()
+                    .and_then(|n| self.store().experiment_by_id(n).ok().flatten())
+                    .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?
+                    .name
+            }
             None => parent.experiment_name.clone(),
         };
         let tags = self.key_values("tags")?;
@@ -500,7 +519,11 @@ impl Call<'_> {
             .and_then(number_of)
             .map(|t| t as i64)
             .unwrap_or_else(now_ms);
-        let step = m.get("step").and_then(number_of).map(|s| s as i64).unwrap_or(0);
+        let step = m
+            .get("step")
+            .and_then(number_of)
+            .map(|s| s as i64)
+            .unwrap_or(0);
         Ok(MetricPoint {
             name,
             value,
@@ -550,7 +573,10 @@ impl Call<'_> {
         let run = self.writable_run()?;
         let key = self.str_arg("key")?;
         if !self.store().delete_tag(&run.run_id, &key)? {
-            return Err(not_found(format!("No tag with name: {key} in run with id {}", run.run_id)));
+            return Err(not_found(format!(
+                "No tag with name: {key} in run with id {}",
+                run.run_id
+            )));
         }
         Ok(json!({}))
     }
@@ -572,7 +598,9 @@ impl Call<'_> {
                 });
                 match (key, value) {
                     (Some(k), Some(v)) => Ok((k.to_string(), v)),
-                    _ => Err(invalid(format!("each entry of '{field}' needs 'key' and 'value'"))),
+                    _ => Err(invalid(format!(
+                        "each entry of '{field}' needs 'key' and 'value'"
+                    ))),
                 }
             })
             .collect()
@@ -645,7 +673,10 @@ impl Call<'_> {
                 continue;
             }
             let json = self.run_json(&run)?;
-            if filter.as_ref().is_none_or(|f| f.iter().all(|c| c.matches(&json))) {
+            if filter
+                .as_ref()
+                .is_none_or(|f| f.iter().all(|c| c.matches(&json)))
+            {
                 matched.push(json);
             }
         }
@@ -798,12 +829,14 @@ fn parse_clause(text: &str) -> Result<Clause, String> {
         .iter()
         .filter_map(|op| text.find(op).map(|p| (p, *op)))
         .min_by_key(|(p, op)| (*p, std::cmp::Reverse(op.len())))
-        .ok_or_else(|| format!("unsupported filter clause '{text}' (azml supports =, !=, <, <=, >, >=)"))?;
+        .ok_or_else(|| {
+            format!("unsupported filter clause '{text}' (azml supports =, !=, <, <=, >, >=)")
+        })?;
     let lhs = text[..pos].trim();
     let value = text[pos + op.len()..].trim();
-    let (entity, key) = lhs
-        .split_once('.')
-        .ok_or_else(|| format!("unsupported filter key '{lhs}' (use metrics., params., tags. or attributes.)"))?;
+    let (entity, key) = lhs.split_once('.').ok_or_else(|| {
+        format!("unsupported filter key '{lhs}' (use metrics., params., tags. or attributes.)")
+    })?;
     let entity = match entity {
         "metric" | "metrics" => "metrics",
         "param" | "params" | "parameter" | "parameters" => "params",
