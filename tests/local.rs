@@ -1,0 +1,523 @@
+//! The local workspace end to end, through the real binary: runs on this
+//! machine, run history, the MLflow-compatible endpoint with the real MLflow
+//! client, cancellation, detached supervisors.
+//!
+//! Needs a Python with `mlflow-skinny` in `AZML_TEST_PYTHON` for the MLflow
+//! tests (they skip without it, and fail when `AZML_TEST_REQUIRE_ALL=1`).
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A throwaway project folder with its own local workspace.
+struct Project {
+    dir: tempfile::TempDir,
+    python: PathBuf,
+}
+
+/// The Python the tests use: `AZML_TEST_PYTHON`, else `python3` on PATH for
+/// tests that do not need MLflow. `None` (after printing why) means skip.
+fn python(needs_mlflow: bool) -> Option<PathBuf> {
+    let require_all = std::env::var("AZML_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1");
+    if let Some(p) = std::env::var_os("AZML_TEST_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    if !needs_mlflow && let Some(p) = which("python3") {
+        return Some(p);
+    }
+    assert!(
+        !require_all,
+        "AZML_TEST_PYTHON is not set but AZML_TEST_REQUIRE_ALL=1"
+    );
+    eprintln!("skipped: set AZML_TEST_PYTHON to a Python with mlflow-skinny");
+    None
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+impl Project {
+    fn new(python: PathBuf) -> Project {
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+            python,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.path().join(".azureml/localws")
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// The binary, run in the project, with the test Python first on PATH
+    /// (the default runconfig uses the `python3` found there).
+    fn azml(&self) -> Command {
+        Command::from_std(self.std_azml())
+    }
+
+    fn std_azml(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("azml"));
+        self.prepare(&mut cmd);
+        cmd
+    }
+
+    fn prepare(&self, cmd: &mut std::process::Command) {
+        let bin = self.python.parent().unwrap().to_path_buf();
+        let path = std::env::join_paths(
+            std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+        )
+        .unwrap();
+        cmd.current_dir(self.path())
+            .env("PATH", path)
+            .env_remove("AZML_LOCAL_WORKSPACE")
+            .env_remove("MLFLOW_TRACKING_URI")
+            .env_remove("MLFLOW_RUN_ID");
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.azml().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "azml {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn show(&self, run_id: &str) -> Value {
+        self.json(&["run", "show", "-r", run_id])
+    }
+
+    fn only_run_id(&self) -> String {
+        let runs = self.json(&["run", "list"]);
+        assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+        runs[0]["runId"].as_str().unwrap().to_string()
+    }
+
+    fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.root().join("runs").join(run_id)
+    }
+
+    /// Poll `run show` until the run reached a final status.
+    fn wait_finished(&self, run_id: &str, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let run = self.show(run_id);
+            if ["Completed", "Failed", "Canceled"].contains(&run["status"].as_str().unwrap()) {
+                return run;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "run {run_id} did not finish: {run}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn wait_for_file(path: &Path, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        assert!(start.elapsed() < limit, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // A zombie is dead for our purposes.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn submit_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+const MLFLOW_SCRIPT: &str = r#"
+import os, sys, mlflow
+print("args", sys.argv[1:])
+mlflow.log_metric("accuracy", 0.5, step=0)
+mlflow.log_metric("accuracy", 0.75, step=1)
+mlflow.log_metrics({"loss": 0.25})
+mlflow.log_param("lr", "0.01")
+mlflow.set_tag("team", "vision")
+with open("model.txt", "w") as f:
+    f.write("weights")
+mlflow.log_artifact("model.txt")
+print("Attempted to log scalar metric v1_metric:")
+print(42)
+"#;
+
+#[test]
+fn an_mlflow_script_lands_metrics_params_tags_and_artifacts_exactly() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write("train.py", MLFLOW_SCRIPT);
+    let out = p
+        .azml()
+        .args([
+            "run",
+            "submit-script",
+            "-e",
+            "mnist",
+            "train.py",
+            "--epochs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("args ['--epochs', '2']"),
+        "output is streamed: {stderr}"
+    );
+    let run = submit_json(&out);
+    let run_id = run["runId"].as_str().unwrap();
+    assert!(run_id.starts_with("mnist_"), "{run_id}");
+    assert_eq!(run["status"], "Completed");
+    assert_eq!(run["target"], "local");
+    assert_eq!(run["experimentName"], "mnist");
+    assert_eq!(run["runType"], "azureml.scriptrun");
+
+    let shown = p.show(run_id);
+    assert_eq!(
+        shown["metrics"],
+        json!({"accuracy": [0.5, 0.75], "loss": 0.25, "v1_metric": 42.0})
+    );
+    assert_eq!(shown["params"], json!({"lr": "0.01"}));
+    assert_eq!(shown["tags"]["team"], "vision");
+    assert!(shown["startTimeUtc"].as_str().unwrap().ends_with('Z'));
+    assert!(shown["endTimeUtc"].as_str().is_some());
+    assert_eq!(
+        p.json(&["run", "metrics", "-r", run_id]),
+        json!({"accuracy": [0.5, 0.75], "loss": 0.25, "v1_metric": 42.0})
+    );
+    let artifact = p.run_dir(run_id).join("outputs/model.txt");
+    assert_eq!(std::fs::read_to_string(artifact).unwrap(), "weights");
+    let log = std::fs::read_to_string(p.run_dir(run_id).join("user_logs/std_log.txt")).unwrap();
+    assert!(log.contains("args ['--epochs', '2']"), "{log}");
+}
+
+#[test]
+fn a_failing_script_is_failed_and_azml_exits_1() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write(
+        "fail.py",
+        "import sys\nprint('about to fail')\nsys.exit(3)\n",
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "e", "fail.py"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let run = submit_json(&out);
+    assert_eq!(run["status"], "Failed");
+    assert!(
+        run["error"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("code 3"),
+        "{run}"
+    );
+}
+
+#[test]
+fn ctrl_c_kills_the_script_process_group_and_records_canceled_with_exit_130() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    // The script starts a grandchild; both must die.
+    p.write(
+        "sleepy.py",
+        "import subprocess, time, os\n\
+         child = subprocess.Popen(['sleep', '300'])\n\
+         open(os.environ['PIDS_FILE'], 'w').write(f'{os.getpid()} {child.pid}\\n')\n\
+         time.sleep(300)\n",
+    );
+    let pids_file = p.path().join("pids.txt");
+    let azml = p
+        .std_azml()
+        .args(["run", "submit-script", "-e", "e", "sleepy.py"])
+        .env("PIDS_FILE", &pids_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pids: Vec<i32> = wait_for_file(&pids_file, Duration::from_secs(30))
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(azml.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = azml.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let run = submit_json(&out);
+    assert_eq!(run["status"], "Canceled");
+    for pid in pids {
+        assert!(!pid_alive(pid), "process {pid} of the run survived");
+    }
+}
+
+#[test]
+fn async_submit_returns_at_once_and_monitor_logs_streams_to_the_end() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write(
+        "slow.py",
+        "import time\nfor i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.5)\nprint('all done')\n",
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "e", "--async", "slow.py"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let run = submit_json(&out);
+    let run_id = run["runId"].as_str().unwrap();
+    assert_ne!(
+        run["status"], "Completed",
+        "--async returned only after the run: {run}"
+    );
+    let out = p
+        .azml()
+        .args(["run", "monitor-logs", "-r", run_id])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains("tick 0") && logs.contains("all done"),
+        "{logs}"
+    );
+    assert_eq!(p.show(run_id)["status"], "Completed");
+}
+
+#[test]
+fn two_runs_at_once_both_record_all_their_metrics() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "many.py",
+        "import mlflow\nfor i in range(40):\n    mlflow.log_metric('m', i, step=i)\n",
+    );
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let out = p
+                .azml()
+                .args(["run", "submit-script", "-e", "e", "--async", "many.py"])
+                .output()
+                .unwrap();
+            submit_json(&out)["runId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for id in &ids {
+        let run = p.wait_finished(id, Duration::from_secs(120));
+        assert_eq!(run["status"], "Completed", "{run}");
+        let expected: Vec<f64> = (0..40).map(f64::from).collect();
+        assert_eq!(run["metrics"]["m"], json!(expected));
+    }
+}
+
+#[test]
+fn a_run_whose_supervisor_was_killed_is_marked_failed_by_the_next_command() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write("long.py", "import time\ntime.sleep(300)\n");
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "e", "--async", "long.py"])
+        .output()
+        .unwrap();
+    let run_id = submit_json(&out)["runId"].as_str().unwrap().to_string();
+    let store = azml::local::store::Store::open(&p.root()).unwrap();
+    let start = Instant::now();
+    let (supervisor, child) = loop {
+        let run = store.run(&run_id).unwrap();
+        if let (Some(s), Some(c)) = (run.supervisor_pid, run.child_pid) {
+            break (s as i32, c as i32);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "run never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    while pid_alive(supervisor) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = p.show(&run_id);
+    assert_eq!(run["status"], "Failed");
+    assert_eq!(run["error"]["error"]["code"], "SupervisorLost", "{run}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!pid_alive(child), "the orphaned script was left running");
+}
+
+#[test]
+fn run_cancel_from_another_shell_cancels_a_running_run() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write(
+        "long.py",
+        "import time\nprint('started', flush=True)\ntime.sleep(300)\n",
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "e", "--async", "long.py"])
+        .output()
+        .unwrap();
+    let run_id = submit_json(&out)["runId"].as_str().unwrap().to_string();
+    wait_for_file(
+        &p.run_dir(&run_id).join("user_logs/std_log.txt"),
+        Duration::from_secs(30),
+    );
+    let run = p.json(&["run", "cancel", "-r", &run_id]);
+    assert_eq!(run["status"], "Canceled", "{run}");
+}
+
+#[test]
+fn a_tracking_request_without_the_run_token_is_refused_with_401() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write(
+        "probe.py",
+        r#"
+import os, urllib.request, urllib.error, json
+uri = os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/get?run_id=" + os.environ["MLFLOW_RUN_ID"]
+def status(headers):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(uri, headers=headers)) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+code, body = status({})
+print("no-token", code, body["error_code"])
+code, body = status({"Authorization": "Bearer wrong"})
+print("wrong-token", code, body["error_code"])
+code, body = status({"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]})
+print("token", code, body["run"]["info"]["status"])
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "e", "probe.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    assert!(logs.contains("no-token 401 UNAUTHENTICATED"), "{logs}");
+    assert!(logs.contains("wrong-token 401 UNAUTHENTICATED"), "{logs}");
+    assert!(logs.contains("token 200 RUNNING"), "{logs}");
+    // The token never shows up in the run's recorded output or properties.
+    let run_id = p.only_run_id();
+    let shown = p.show(&run_id).to_string();
+    assert!(!shown.contains("MLFLOW_TRACKING_TOKEN"));
+}
+
+#[test]
+fn run_list_and_update_and_download_logs_work_on_the_local_store() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write("ok.py", "print('fine')\n");
+    for _ in 0..2 {
+        p.azml()
+            .args(["run", "submit-script", "-e", "e", "ok.py"])
+            .assert()
+            .success();
+    }
+    let runs = p.json(&["run", "list", "--last", "1"]);
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let run_id = runs[0]["runId"].as_str().unwrap().to_string();
+    let updated = p.json(&["run", "update", "-r", &run_id, "--add-tag", "stage=prod"]);
+    assert_eq!(updated["tags"]["stage"], "prod");
+    let tagged = p.json(&["run", "list", "--tags", "stage=prod"]);
+    assert_eq!(tagged.as_array().unwrap().len(), 1);
+    assert_eq!(tagged[0]["runId"], run_id.as_str());
+    let completed = p.json(&["run", "list", "--status", "Completed"]);
+    assert_eq!(completed.as_array().unwrap().len(), 2);
+    let dest = p.path().join("downloaded");
+    p.azml()
+        .args(["run", "download-logs", "-r", &run_id, "-d"])
+        .arg(&dest)
+        .assert()
+        .success();
+    let log = std::fs::read_to_string(dest.join("user_logs/std_log.txt")).unwrap();
+    assert_eq!(log, "fine\n");
+    p.azml()
+        .args(["run", "show", "-r", "nope_1_deadbeef"])
+        .assert()
+        .code(3);
+}
+
+#[test]
+fn local_compute_and_experiments_have_azure_shapes() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    let computes = p.json(&["computetarget", "list"]);
+    assert_eq!(computes[0]["name"], "local");
+    assert_eq!(computes[0]["properties"]["computeType"], "Local");
+    assert_eq!(computes[0]["properties"]["provisioningState"], "Succeeded");
+    let shown = p.json(&["computetarget", "show", "-n", "local"]);
+    assert_eq!(shown["name"], "local");
+    let out = p
+        .azml()
+        .args(["experiment", "create", "-e", "exp1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let again = p
+        .azml()
+        .args(["experiment", "create", "-e", "exp1"])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let list = p.json(&["experiment", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "exp1");
+}
