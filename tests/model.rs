@@ -973,3 +973,34 @@ fn submit_script_prints_unknown_key_warnings_on_stderr() {
         "{stderr}"
     );
 }
+
+#[test]
+fn generated_local_runconfig_names_its_conda_file_relative_to_the_project() {
+    let project = example("generated-azureml-core-1.57.0");
+    let (rc, _) = load_rc(&project.join(".azureml/local"));
+    let mut warnings = Vec::new();
+    let deps = rc
+        .managed_conda_dependencies(&project, &mut warnings)
+        .expect("conda file parses")
+        .expect("managed dependencies");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(deps.python_version.as_deref(), Some("3.8.13"));
+    assert_eq!(deps.pip_packages, vec!["azureml-defaults"]);
+
+    let err = rc
+        .managed_conda_dependencies(Path::new("/nonexistent-project"), &mut warnings)
+        .unwrap_err();
+    assert!(err.to_string().contains("conda_dependencies.yml"), "{err}");
+    assert!(
+        err.hint()
+            .is_some_and(|h| h.contains("userManagedDependencies"))
+    );
+
+    let user_managed = RunConfig::default_local("python3");
+    assert_eq!(
+        user_managed
+            .managed_conda_dependencies(&project, &mut warnings)
+            .expect("no file needed"),
+        None
+    );
+}

@@ -2,6 +2,7 @@
 //! file:line:col and what was expected; unknown keys become warnings.
 
 pub mod compute;
+pub mod conda;
 pub mod hdconfig;
 pub mod runconfig;
 pub mod yaml;
