@@ -15,10 +15,7 @@ pub async fn dispatch(ctx: &Context, command: ExperimentCommand) -> anyhow::Resu
 async fn list(ctx: &Context, args: &ExperimentListArgs) -> anyhow::Result<i32> {
     let backend = ctx.backend(&args.workspace)?;
     let experiments = backend.list_experiments().await?;
-    print(
-        &ctx.printer_with(&args.metadata),
-        &Value::Array(experiments),
-    )
+    print(&ctx.printer, &Value::Array(experiments))
 }
 
 async fn create(ctx: &Context, args: &ExperimentCreateArgs) -> anyhow::Result<i32> {
@@ -36,5 +33,5 @@ async fn create(ctx: &Context, args: &ExperimentCreateArgs) -> anyhow::Result<i3
         ctx.printer
             .info(format!("Experiment '{name}' already exists."));
     }
-    print(&ctx.printer_with(&args.metadata), &experiment)
+    print(&ctx.printer, &experiment)
 }

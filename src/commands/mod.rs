@@ -10,17 +10,21 @@ mod workspace;
 
 pub use backend::Backend;
 
-use crate::cli::{Cli, Command, GlobalArgs, MetadataArgs, WorkspaceArgs};
+use crate::cli::{Cli, Command, GlobalArgs, WorkspaceArgs};
 use crate::config::{self, ResolvedWorkspace, WorkspaceSelection};
-use crate::error::{exit, exit_code_of};
+use crate::error::{UserError, exit, exit_code_of};
 use crate::output::{Printer, Verbosity};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use serde_json::Value;
+use std::path::PathBuf;
 
 /// Parse argv, run the command, print errors; returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let code = if e.use_stderr() {
                 exit::USAGE
@@ -32,7 +36,18 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(&cli.global);
-    let ctx = Context::new(cli.global.clone());
+    let mut ctx = Context::new(cli.global.clone());
+    ctx.printer.metadata_file = metadata_file(&matches);
+    if let Some(path) = ctx.printer.metadata_file.as_ref().filter(|p| p.exists()) {
+        // Refuse before doing anything, not after a run was submitted.
+        let err = UserError::failed(format!(
+            "output metadata file {} already exists",
+            path.display()
+        ))
+        .with_hint("remove it or pass another path to -t/--output-metadata-file");
+        ctx.printer.error(&err, err.hint.as_deref());
+        return exit::ERROR;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,6 +69,19 @@ pub fn main() -> i32 {
     }
 }
 
+/// `-t/--output-metadata-file` of the (sub)command that runs, if it has one.
+fn metadata_file(matches: &clap::ArgMatches) -> Option<PathBuf> {
+    let mut current = matches;
+    while let Some((_, sub)) = current.subcommand() {
+        current = sub;
+    }
+    current
+        .try_get_one::<PathBuf>("output_metadata_file")
+        .ok()
+        .flatten()
+        .cloned()
+}
+
 /// `--debug`/`--verbose` turn on azml's own tracing on stderr.
 fn init_tracing(global: &GlobalArgs) {
     let filter = if global.debug {
@@ -69,7 +97,8 @@ fn init_tracing(global: &GlobalArgs) {
         .try_init();
 }
 
-/// What every command gets: the global flags and the printer they configure.
+/// What every command gets: the global flags and the printer they configure
+/// (including `-t FILE`, read from whichever subcommand runs).
 pub struct Context {
     pub global: GlobalArgs,
     pub printer: Printer,
@@ -102,13 +131,6 @@ impl Context {
         let mut printer = self.printer.clone();
         printer.verbosity = printer.verbosity.max(Verbosity::Verbose);
         Context { global, printer }
-    }
-
-    /// The printer, also writing the result to `-t FILE` when given.
-    pub fn printer_with(&self, metadata: &MetadataArgs) -> Printer {
-        let mut printer = self.printer.clone();
-        printer.metadata_file = metadata.output_metadata_file.clone();
-        printer
     }
 
     /// Workspace discovery for these flags (`--subscription` counts as `--subscription-id`).

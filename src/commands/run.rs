@@ -52,22 +52,19 @@ async fn list(ctx: &Context, args: &RunListArgs) -> anyhow::Result<i32> {
         minimal: args.minimal,
     };
     let runs = backend.list_runs(&filter).await?;
-    print(
-        &ctx.printer_with(&args.common.metadata),
-        &Value::Array(runs),
-    )
+    print(&ctx.printer, &Value::Array(runs))
 }
 
 async fn show(ctx: &Context, args: &RunIdArgs) -> anyhow::Result<i32> {
     let (_, backend) = open(ctx, &args.common)?;
     let run = backend.show_run(&args.run).await?;
-    print(&ctx.printer_with(&args.common.metadata), &run)
+    print(&ctx.printer, &run)
 }
 
 async fn cancel(ctx: &Context, args: &RunIdArgs) -> anyhow::Result<i32> {
     let (_, backend) = open(ctx, &args.common)?;
     let run = backend.cancel_run(&args.run).await?;
-    print(&ctx.printer_with(&args.common.metadata), &run)
+    print(&ctx.printer, &run)
 }
 
 async fn update(ctx: &Context, args: &RunUpdateArgs) -> anyhow::Result<i32> {
@@ -80,20 +77,20 @@ async fn update(ctx: &Context, args: &RunUpdateArgs) -> anyhow::Result<i32> {
     let run = backend
         .add_run_tags(&args.run.run, &pairs(&args.add_tag))
         .await?;
-    print(&ctx.printer_with(&args.run.common.metadata), &run)
+    print(&ctx.printer, &run)
 }
 
 async fn metrics(ctx: &Context, args: &RunIdArgs) -> anyhow::Result<i32> {
     let (_, backend) = open(ctx, &args.common)?;
     let metrics = backend.run_metrics(&args.run).await?;
-    print(&ctx.printer_with(&args.common.metadata), &metrics)
+    print(&ctx.printer, &metrics)
 }
 
 async fn monitor_logs(ctx: &Context, args: &RunIdArgs) -> anyhow::Result<i32> {
     let (_, backend) = open(ctx, &args.common)?;
     let sink = StderrLogs::new(&ctx.printer);
     let outcome = backend.monitor_logs(&args.run, &sink).await?;
-    finish(&ctx.printer_with(&args.common.metadata), &outcome, false)
+    finish(&ctx.printer, &outcome, false)
 }
 
 async fn download_logs(ctx: &Context, args: &DownloadLogsArgs) -> anyhow::Result<i32> {
@@ -101,7 +98,7 @@ async fn download_logs(ctx: &Context, args: &DownloadLogsArgs) -> anyhow::Result
     let files = backend
         .download_logs(&args.run.run, &args.output_dir)
         .await?;
-    print(&ctx.printer_with(&args.run.common.metadata), &files)
+    print(&ctx.printer, &files)
 }
 
 async fn submit_script(ctx: &Context, args: &SubmitScriptArgs) -> anyhow::Result<i32> {
@@ -109,11 +106,7 @@ async fn submit_script(ctx: &Context, args: &SubmitScriptArgs) -> anyhow::Result
     let backend = Backend::open(&resolved);
     let sink = StderrLogs::new(&ctx.printer);
     let outcome = backend.submit_script(&request, &sink).await?;
-    finish(
-        &ctx.printer_with(&args.submit.common.metadata),
-        &outcome,
-        request.asynchronous,
-    )
+    finish(&ctx.printer, &outcome, request.asynchronous)
 }
 
 async fn submit_hyperdrive(ctx: &Context, args: &SubmitHyperdriveArgs) -> anyhow::Result<i32> {
@@ -130,11 +123,7 @@ async fn submit_hyperdrive(ctx: &Context, args: &SubmitHyperdriveArgs) -> anyhow
     let backend = Backend::open(&resolved);
     let sink = StderrLogs::new(&ctx.printer);
     let outcome = backend.submit_hyperdrive(&request, &sink).await?;
-    finish(
-        &ctx.printer_with(&args.submit.common.metadata),
-        &outcome,
-        request.script.asynchronous,
-    )
+    finish(&ctx.printer, &outcome, request.script.asynchronous)
 }
 
 /// Print the run and pick the exit code: 0 only for `Completed` (or a run

@@ -17,7 +17,7 @@ pub async fn dispatch(ctx: &Context, command: WorkspaceCommand) -> anyhow::Resul
 async fn show(ctx: &Context, args: &WorkspaceShowArgs) -> anyhow::Result<i32> {
     let backend = ctx.backend(&args.workspace)?;
     let workspace = backend.show_workspace().await?;
-    print(&ctx.printer_with(&args.metadata), &workspace)
+    print(&ctx.printer, &workspace)
 }
 
 /// On Azure: the workspaces of the subscription (or resource group). On the

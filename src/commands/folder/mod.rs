@@ -35,7 +35,7 @@ async fn attach(ctx: &Context, args: &FolderAttachArgs) -> anyhow::Result<i32> {
     let written = write_files(ctx, &folder, &files)?;
     tracing::info!(?written, "folder attach wrote files");
     let summary = summary(&resolved.target, &experiment, &folder);
-    print(&ctx.printer_with(&args.metadata), &summary)
+    print(&ctx.printer, &summary)
 }
 
 /// `-e`, else the folder's own name (v1's default), checked against v1's rule.
