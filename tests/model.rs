@@ -827,6 +827,7 @@ fn mutated_fixtures_never_panic() {
         ":", "- ", "[", "]", "{", "}", "&a ", "*a", "\n  ", "\t", "'", "\"", "#", "!!int ", "~",
         "-1", "1e999", "null", "---\n", "? ", "|\n", ">-\n", "\u{FEFF}", "é",
     ];
+    let mut round_trips = 0;
     for path in &files {
         let original = std::fs::read(path).expect("read fixture");
         let text = String::from_utf8_lossy(&original).into_owned();
@@ -852,16 +853,29 @@ fn mutated_fixtures_never_panic() {
             let fake = Path::new("/nonexistent-azml-test/mutated.runconfig");
             let result = std::panic::catch_unwind(|| {
                 let mut warnings = Vec::new();
-                let _ = runconfig::parse_str(&mutated, fake, &mut warnings);
                 let _ = hdconfig::parse_str(&mutated, fake, &mut warnings);
+                let rc = runconfig::parse_str(&mutated, fake, &mut warnings).ok()?;
+                let written = rc.to_v1_yaml();
+                let again = runconfig::parse_str(&written, fake, &mut warnings);
+                Some((rc, again.map_err(|e| e.to_string()), written))
             });
-            assert!(
-                result.is_ok(),
-                "panic on a mutation of {}:\n{mutated}",
-                path.display()
-            );
+            let Ok(outcome) = result else {
+                panic!("panic on a mutation of {}:\n{mutated}", path.display());
+            };
+            if let Some((rc, again, written)) = outcome {
+                round_trips += 1;
+                assert_eq!(
+                    again.as_ref(),
+                    Ok(&rc),
+                    "write/reparse differs for:\n{mutated}\nwritten:\n{written}"
+                );
+            }
         }
     }
+    assert!(
+        round_trips >= 50,
+        "only {round_trips} mutations parsed as runconfigs"
+    );
 }
 
 /// `azml` run in a scratch project with `train.py`, using a scratch local workspace.
@@ -1003,4 +1017,41 @@ fn generated_local_runconfig_names_its_conda_file_relative_to_the_project() {
             .expect("no file needed"),
         None
     );
+}
+
+#[test]
+fn generated_local_and_docker_round_trip_byte_for_byte() {
+    for name in ["local", "docker"] {
+        let path = example(&format!("generated-azureml-core-1.57.0/.azureml/{name}"));
+        let original = std::fs::read_to_string(&path).expect("read");
+        let (rc, _) = load_rc(&path);
+        assert_eq!(rc.to_v1_yaml(), original, "{name}");
+        assert_eq!(
+            RunConfig::v1_attach_template(name == "docker").to_v1_yaml(),
+            original,
+            "template {name}"
+        );
+    }
+}
+
+/// Whatever parses, written back and parsed again, is the same configuration.
+#[test]
+fn every_example_runconfig_survives_write_and_reparse() {
+    let files = [
+        "csiebler-hyperdrive.runconfig",
+        "csiebler-train-aml.runconfig",
+        "mlops-cli-train-deploy-local.runconfig",
+        "mlops-cli-train-deploy-mnist.runconfig",
+        "mlops-imagenet-docker.runconfig",
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in files {
+        let (rc, _) = load_rc(&example(file));
+        let written = dir.path().join(file);
+        std::fs::write(&written, rc.to_v1_yaml()).expect("write");
+        let (mut again, warnings) = load_rc(&written);
+        assert!(warnings.is_empty(), "{file}: {warnings:?}");
+        again.source_file = rc.source_file.clone();
+        assert_eq!(again, rc, "{file}:\n{}", rc.to_v1_yaml());
+    }
 }

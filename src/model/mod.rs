@@ -5,6 +5,7 @@ pub mod compute;
 pub mod conda;
 pub mod hdconfig;
 pub mod runconfig;
+pub mod write;
 pub mod yaml;
 
 use std::path::PathBuf;

@@ -399,7 +399,10 @@ impl Default for DockerSection {
             shm_size: Some("2g".into()),
             arguments: Vec::new(),
             base_image_registry: ContainerRegistry::default(),
-            platform: None,
+            platform: Some(Platform {
+                os: "Linux".into(),
+                architecture: "amd64".into(),
+            }),
             gpu_support: false,
         }
     }
