@@ -16,6 +16,7 @@ pub mod launchers;
 pub mod process;
 pub mod runner;
 pub mod snapshot_copy;
+pub mod ssh;
 pub mod store;
 pub mod submit;
 pub mod tracking;

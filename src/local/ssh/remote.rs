@@ -1,0 +1,444 @@
+//! Run a synced snapshot on the host: own process group, environment via
+//! stdin (never argv), live stdout/stderr, cancel, lost-connection handling,
+//! and fetching `outputs/` and `logs/` back.
+//!
+//! Host layout: `~/.azml/runs/<runId>/` is the snapshot and the working
+//! folder; `~/.azml/state/<runId>/` holds azml's own `pid` (the process group)
+//! and `exit` (the exit status) files, so a later connection can tell what
+//! happened while it was away.
+
+use super::SshError;
+use super::command::{SSH_FAILURE, Ssh};
+use super::quote::{is_env_name, quote, quote_all};
+use super::sync::check_run_id;
+use std::future::Future;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Reconnect attempts after the run's connection drops, and the pause before each.
+const RECONNECT_DELAYS: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+/// How long the ssh client may take to notice the remote end after a cancel.
+const CANCEL_DRAIN: Duration = Duration::from_secs(15);
+
+/// Which of the run's streams a chunk of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Stdout,
+    Stderr,
+}
+
+/// Receives the run's output as it arrives (terminal, log file, metric parser…).
+pub type OutputSink = Arc<dyn Fn(StreamKind, &[u8]) + Send + Sync>;
+
+/// What to run on the host, in `~/.azml/runs/<run_id>/` after a sync.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteRunSpec {
+    pub run_id: String,
+    /// The command: interpreter, script, arguments; each arrives verbatim.
+    pub argv: Vec<String>,
+    /// Exported before the command starts; sent over stdin, never in argv.
+    pub env: Vec<(String, String)>,
+    /// Local port of the tracking server: forwarded from a loopback port on the
+    /// host, and `MLFLOW_TRACKING_URI` then points at the host end.
+    pub tracking_port: Option<u16>,
+}
+
+/// How a remote run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteOutcome {
+    /// The command exited with this status (128+N for signal N).
+    Exited(i32),
+    /// Stopped on request; the remote process group was killed.
+    Canceled(String),
+    /// The connection dropped and the run could not be followed to its end.
+    Lost(String),
+}
+
+/// Run `spec` on the host, streaming output to `sink`, until it exits or
+/// `cancel` resolves (with the reason to record).
+pub async fn run(
+    ssh: &Ssh,
+    spec: &RemoteRunSpec,
+    sink: OutputSink,
+    cancel: impl Future<Output = String>,
+) -> Result<RemoteOutcome, SshError> {
+    check_run_id(&spec.run_id)?;
+    if spec.argv.is_empty() {
+        return Err(SshError::Invalid {
+            what: "remote command".into(),
+            detail: "nothing to run".into(),
+        });
+    }
+    let forward = match spec.tracking_port {
+        Some(local) => Some((
+            blocking(ssh, move |s| s.forward_remote(local)).await?,
+            local,
+        )),
+        None => None,
+    };
+    let env = env_script(&spec.env, forward.map(|(remote, _)| remote))?;
+    let outcome = run_launched(ssh, spec, &env, sink, cancel).await;
+    if let Some((remote, local)) = forward {
+        let _ = blocking(ssh, move |s| {
+            s.cancel_forward(remote, local);
+            Ok(())
+        })
+        .await;
+    }
+    outcome
+}
+
+async fn run_launched(
+    ssh: &Ssh,
+    spec: &RemoteRunSpec,
+    env: &str,
+    sink: OutputSink,
+    cancel: impl Future<Output = String>,
+) -> Result<RemoteOutcome, SshError> {
+    ssh.ensure_known_hosts_dir()?;
+    let mut child = ssh
+        .tokio_command(&launcher(&spec.run_id, &spec.argv))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(SshError::Spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failed write shows up as the connection failing below.
+        let _ = stdin.write_all(env.as_bytes()).await;
+    }
+    let pumps = [
+        child
+            .stdout
+            .take()
+            .map(|r| pump(r, StreamKind::Stdout, sink.clone())),
+        child
+            .stderr
+            .take()
+            .map(|r| pump(r, StreamKind::Stderr, sink.clone())),
+    ];
+    let ended = tokio::select! {
+        status = child.wait() => Ok(status),
+        reason = cancel => Err(reason),
+    };
+    let outcome = match ended {
+        Ok(status) => {
+            let status = status.map_err(|e| SshError::io("waiting for ssh", e))?;
+            drain(pumps).await;
+            after_exit(ssh, &spec.run_id, status.code()).await
+        }
+        Err(reason) => {
+            let stopped = blocking(ssh, {
+                let run_id = spec.run_id.clone();
+                move |s| stop_remote(s, &run_id)
+            })
+            .await;
+            if tokio::time::timeout(CANCEL_DRAIN, child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.start_kill();
+            }
+            drain(pumps).await;
+            match stopped {
+                Ok(()) => RemoteOutcome::Canceled(reason),
+                Err(e) => RemoteOutcome::Canceled(format!(
+                    "{reason} (the remote process may still run: {e})"
+                )),
+            }
+        }
+    };
+    Ok(outcome)
+}
+
+/// The `export` lines the launcher evaluates; values are quoted, names checked.
+fn env_script(
+    env: &[(String, String)],
+    tracking_remote_port: Option<u16>,
+) -> Result<String, SshError> {
+    let mut out = String::new();
+    for (name, value) in env {
+        if !is_env_name(name) {
+            return Err(SshError::Invalid {
+                what: "environment variable name".into(),
+                detail: format!("'{name}' is not a valid shell variable name"),
+            });
+        }
+        if tracking_remote_port.is_some() && name == "MLFLOW_TRACKING_URI" {
+            continue;
+        }
+        out.push_str(&format!("export {name}={}\n", quote(value)));
+    }
+    if let Some(port) = tracking_remote_port {
+        out.push_str(&format!(
+            "export MLFLOW_TRACKING_URI=http://127.0.0.1:{port}\n"
+        ));
+    }
+    Ok(out)
+}
+
+/// The host-side script that starts the command in its own session (so the
+/// whole process group can be killed), records its pid and exit status, and
+/// reads the environment from stdin so secrets never sit in argv or on disk.
+fn launcher(run_id: &str, argv: &[String]) -> String {
+    let cmd = quote_all(argv);
+    format!(
+        r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}
+mkdir -p "$S" && cd "$R" || {{ echo "azml: run folder $R is missing on the host" >&2; exit 125; }}
+eval "$(cat)" || exit 125
+mkdir -p outputs logs
+rm -f "$S/exit"
+if command -v setsid >/dev/null 2>&1; then
+  setsid {cmd} </dev/null &
+else
+  python3 -c 'import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' {cmd} </dev/null &
+fi
+pid=$!
+echo "$pid" > "$S/pid"
+wait "$pid"; rc=$?
+echo "$rc" > "$S/exit"
+exit "$rc""#,
+        run = quote(run_id),
+    )
+}
+
+/// TERM the run's process group, give it 5 s, then KILL what is left.
+fn stop_script(run_id: &str) -> String {
+    format!(
+        r#"S="$HOME/.azml/state/"{run}
+i=0; while [ ! -s "$S/pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+[ -s "$S/pid" ] || exit 0
+pg=$(cat "$S/pid")
+kill -TERM -$pg 2>/dev/null || kill -TERM $pg 2>/dev/null
+i=0; while [ $i -lt 50 ]; do
+  kill -0 -$pg 2>/dev/null || kill -0 $pg 2>/dev/null || exit 0
+  sleep 0.1 2>/dev/null || sleep 1; i=$((i+1))
+done
+kill -KILL -$pg 2>/dev/null; kill -KILL $pg 2>/dev/null; exit 0"#,
+        run = quote(run_id)
+    )
+}
+
+/// Kill the remote process group of `run_id` (TERM, then KILL).
+pub fn stop_remote(ssh: &Ssh, run_id: &str) -> Result<(), SshError> {
+    check_run_id(run_id)?;
+    ssh.run("stopping the run", &stop_script(run_id), b"")
+        .map(|_| ())
+}
+
+/// What the host says about a run: its exit status, or whether it still runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRunState {
+    Exited(i32),
+    Running,
+    Gone,
+}
+
+/// Ask the host how the run is doing (through a fresh connection if needed).
+pub fn host_run_state(ssh: &Ssh, run_id: &str) -> Result<HostRunState, SshError> {
+    check_run_id(run_id)?;
+    let script = format!(
+        r#"S="$HOME/.azml/state/"{run}
+if [ -s "$S/exit" ]; then echo "exit $(cat "$S/exit")"; exit 0; fi
+pg=$(cat "$S/pid" 2>/dev/null)
+if [ -n "$pg" ] && kill -0 -$pg 2>/dev/null; then echo running; else echo gone; fi"#,
+        run = quote(run_id)
+    );
+    let out = ssh.run("checking the run", &script, b"")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text = text.trim();
+    Ok(match text.strip_prefix("exit ") {
+        Some(code) => code
+            .trim()
+            .parse()
+            .map(HostRunState::Exited)
+            .unwrap_or(HostRunState::Gone),
+        None if text == "running" => HostRunState::Running,
+        None => HostRunState::Gone,
+    })
+}
+
+/// The ssh client ended: a normal exit, or (255 / signal) a dropped
+/// connection, which is checked by reconnecting a bounded number of times.
+async fn after_exit(ssh: &Ssh, run_id: &str, code: Option<i32>) -> RemoteOutcome {
+    match code {
+        Some(c) if c != SSH_FAILURE => return RemoteOutcome::Exited(c),
+        _ => {}
+    }
+    let host = ssh.target.display();
+    let mut last_error = String::new();
+    for delay in RECONNECT_DELAYS {
+        tokio::time::sleep(delay).await;
+        let run = run_id.to_string();
+        match blocking(ssh, move |s| host_run_state(s, &run)).await {
+            Ok(HostRunState::Exited(c)) => return RemoteOutcome::Exited(c),
+            Ok(HostRunState::Running) => {
+                let run = run_id.to_string();
+                let _ = blocking(ssh, move |s| stop_remote(s, &run)).await;
+                return RemoteOutcome::Lost(format!(
+                    "connection to {host} lost during the run; the remote process was stopped"
+                ));
+            }
+            Ok(HostRunState::Gone) => {
+                return RemoteOutcome::Lost(format!(
+                    "connection to {host} lost and the remote process ended without an exit status"
+                ));
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    RemoteOutcome::Lost(format!(
+        "connection to {host} lost; {} reconnect attempts failed (last: {last_error})",
+        RECONNECT_DELAYS.len()
+    ))
+}
+
+/// Copy `outputs/` and `logs/` of the run from the host into `dest`.
+/// Returns the number of bytes received. Paths escaping `dest` are refused.
+pub fn fetch_outputs(ssh: &Ssh, run_id: &str, dest: &Path) -> Result<u64, SshError> {
+    check_run_id(run_id)?;
+    let script = format!(
+        r#"cd "$HOME/.azml/runs/"{run} || exit 0
+set --; for d in outputs logs; do [ -e "$d" ] && set -- "$@" "$d"; done
+[ $# -eq 0 ] || exec tar cf - "$@""#,
+        run = quote(run_id)
+    );
+    let mut child = ssh
+        .std_command(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(SshError::Spawn)?;
+    let stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(r) = stderr.as_mut() {
+            let _ = std::io::Read::read_to_end(r, &mut buf);
+        }
+        buf
+    });
+    let unpacked = stdout.map(|out| unpack(out, dest)).unwrap_or(Ok(0));
+    let status = child
+        .wait()
+        .map_err(|e| SshError::io("waiting for ssh", e))?;
+    let stderr = err_reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(ssh.failure("fetching outputs", status.code(), &stderr));
+    }
+    unpacked.map_err(|e| SshError::io(format!("unpacking outputs into {}", dest.display()), e))
+}
+
+fn unpack(stream: impl std::io::Read, dest: &Path) -> std::io::Result<u64> {
+    let mut counted = CountingReader {
+        inner: stream,
+        count: 0,
+    };
+    let empty = {
+        let mut archive = tar::Archive::new(&mut counted);
+        archive.set_overwrite(true);
+        std::fs::create_dir_all(dest)?;
+        archive.unpack(dest)
+    };
+    // An empty stream (no outputs) is not a tar archive; that is fine.
+    match empty {
+        Ok(()) => Ok(counted.count),
+        Err(_) if counted.count == 0 => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Forward a child stream to the sink chunk by chunk, as it arrives.
+fn pump(
+    mut reader: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    kind: StreamKind,
+    sink: OutputSink,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink(kind, &buf[..n]);
+        }
+    })
+}
+
+async fn drain(pumps: [Option<tokio::task::JoinHandle<()>>; 2]) {
+    for p in pumps.into_iter().flatten() {
+        let _ = p.await;
+    }
+}
+
+/// Run a blocking ssh helper off the async runtime's worker threads.
+async fn blocking<T: Send + 'static>(
+    ssh: &Ssh,
+    f: impl FnOnce(&Ssh) -> Result<T, SshError> + Send + 'static,
+) -> Result<T, SshError> {
+    let ssh = ssh.clone();
+    tokio::task::spawn_blocking(move || f(&ssh))
+        .await
+        .map_err(|e| SshError::io("ssh helper task", std::io::Error::other(e.to_string())))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_are_quoted_and_bad_names_refused() {
+        let env = vec![("A".to_string(), "x $(id); 'q'".to_string())];
+        assert_eq!(
+            env_script(&env, None).expect("ok"),
+            "export A='x $(id); '\\''q'\\'''\n"
+        );
+        let bad = vec![("A-B".to_string(), "1".to_string())];
+        assert!(env_script(&bad, None).is_err());
+    }
+
+    #[test]
+    fn tracking_uri_points_at_the_host_end_of_the_forward() {
+        let env = vec![(
+            "MLFLOW_TRACKING_URI".to_string(),
+            "http://127.0.0.1:5000".to_string(),
+        )];
+        let script = env_script(&env, Some(41000)).expect("ok");
+        assert_eq!(
+            script,
+            "export MLFLOW_TRACKING_URI=http://127.0.0.1:41000\n"
+        );
+    }
+
+    #[test]
+    fn launcher_runs_the_command_quoted_in_its_own_session() {
+        let script = launcher("r1", &["python3".into(), "a b.py".into(), "$(x)".into()]);
+        assert!(
+            script.contains("setsid python3 'a b.py' '$(x)' </dev/null &"),
+            "{script}"
+        );
+        assert!(script.contains("eval \"$(cat)\""));
+    }
+}

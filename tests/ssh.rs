@@ -1,0 +1,533 @@
+//! SSH hosts as compute targets, against a real private `sshd` on loopback.
+
+#[path = "common/sshd.rs"]
+mod sshd;
+
+use azml::local::ssh::command::default_control_dir;
+use azml::local::ssh::remote::{
+    self, HostRunState, OutputSink, RemoteOutcome, RemoteRunSpec, StreamKind,
+};
+use azml::local::ssh::sync::{self, SyncEntry};
+use azml::local::ssh::{Ssh, SshContext, SshError, SshTarget};
+use sshd::Sshd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A workspace folder, an isolated `$HOME` for the client, and the ssh handle.
+struct Client {
+    ws: tempfile::TempDir,
+    ssh: Ssh,
+}
+
+fn client(server: &Sshd) -> Client {
+    let ws = tempfile::tempdir().expect("ws");
+    let home = ws.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let target = SshTarget {
+        name: "box".into(),
+        address: "127.0.0.1".into(),
+        port: Some(server.port),
+        username: None,
+        private_key_file: Some(server.client_key.clone()),
+    };
+    let ctx = SshContext {
+        known_hosts: ws.path().join("ssh/known_hosts"),
+        control_dir: default_control_dir(),
+        home: Some(home),
+    };
+    let ssh = Ssh::new(target, ctx).expect("valid target");
+    Client { ws, ssh }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.ssh.close();
+    }
+}
+
+/// Output collected from a run, by stream.
+#[derive(Default)]
+struct Collected {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+fn collector() -> (Arc<Mutex<Collected>>, OutputSink) {
+    let seen = Arc::new(Mutex::new(Collected::default()));
+    let sink_seen = seen.clone();
+    let sink: OutputSink = Arc::new(move |kind, bytes| {
+        let mut c = sink_seen.lock().expect("lock");
+        match kind {
+            StreamKind::Stdout => c.stdout.extend_from_slice(bytes),
+            StreamKind::Stderr => c.stderr.extend_from_slice(bytes),
+        }
+    });
+    (seen, sink)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Write `files` (relative path → content) under a new temp folder.
+fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("src");
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+    dir
+}
+
+fn sync_dir(c: &Client, run_id: &str, dir: &Path) -> sync::SyncReport {
+    let entries = SyncEntry::from_dir(dir).expect("scan");
+    sync::sync(&c.ssh, run_id, "python3", &entries).expect("sync")
+}
+
+fn remote_run_dir(server: &Sshd, run_id: &str) -> PathBuf {
+    server.remote_home.join(".azml/runs").join(run_id)
+}
+
+fn spec(run_id: &str, argv: &[&str]) -> RemoteRunSpec {
+    RemoteRunSpec {
+        run_id: run_id.into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
+        tracking_port: None,
+    }
+}
+
+async fn run_to_end(c: &Client, spec: &RemoteRunSpec) -> (RemoteOutcome, Arc<Mutex<Collected>>) {
+    let (seen, sink) = collector();
+    let outcome = remote::run(&c.ssh, spec, sink, std::future::pending())
+        .await
+        .expect("run");
+    (outcome, seen)
+}
+
+#[test]
+fn probe_reports_python_and_remembers_the_host_key_in_the_workspace() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let info = c.ssh.probe("python3").expect("probe");
+    assert!(info.python_version.starts_with('3'), "{info:?}");
+    assert!(!info.python_path.is_empty());
+    assert_eq!(info.home, server.remote_home.display().to_string());
+    let known =
+        std::fs::read_to_string(c.ws.path().join("ssh/known_hosts")).expect("known_hosts written");
+    let key_body = server
+        .host_key_pub
+        .split_whitespace()
+        .nth(1)
+        .expect("key body");
+    assert!(known.contains(key_body), "{known}");
+}
+
+#[test]
+fn a_changed_host_key_is_refused() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let kh = c.ws.path().join("ssh/known_hosts");
+    std::fs::create_dir_all(kh.parent().expect("parent")).expect("mkdir");
+    // A different key recorded for this host: a man in the middle, as ssh sees it.
+    let other = Sshd::start().expect("second server");
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{} {}\n", server.port, other.host_key_pub),
+    )
+    .expect("write");
+    c.ssh.close();
+    let err = c
+        .ssh
+        .probe("python3")
+        .expect_err("must refuse a changed host key");
+    assert!(matches!(err, SshError::Connect { .. }), "{err:?}");
+}
+
+#[test]
+fn a_missing_interpreter_is_reported_as_no_python() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let err = c
+        .ssh
+        .probe("/nonexistent/python9")
+        .expect_err("no such python");
+    assert!(matches!(err, SshError::NoPython { .. }), "{err:?}");
+}
+
+#[test]
+fn an_ssh_config_alias_under_home_is_honoured() {
+    let Some(server) = Sshd::start() else { return };
+    let ws = tempfile::tempdir().expect("ws");
+    let home = ws.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).expect("mkdir");
+    std::fs::write(
+        home.join(".ssh/config"),
+        format!(
+            "Host gpu-box-alias\n  HostName 127.0.0.1\n  Port {}\n  IdentityFile {}\n",
+            server.port,
+            server.client_key.display()
+        ),
+    )
+    .expect("config");
+    let target = SshTarget {
+        name: "alias".into(),
+        address: "gpu-box-alias".into(),
+        port: None,
+        username: None,
+        private_key_file: None,
+    };
+    let ctx = SshContext {
+        known_hosts: ws.path().join("ssh/known_hosts"),
+        control_dir: default_control_dir(),
+        home: Some(home),
+    };
+    let ssh = Ssh::new(target, ctx).expect("valid");
+    let info = ssh
+        .probe("python3")
+        .expect("alias resolves through $HOME/.ssh/config");
+    ssh.close();
+    assert_eq!(info.home, server.remote_home.display().to_string());
+}
+
+#[test]
+fn resubmit_sends_only_the_changed_file() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let files: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            (
+                format!("pkg/mod{i}.py"),
+                format!("# module {i}\n{}\n", "x = 1\n".repeat(200)),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let src = tree(&refs);
+    let first = sync_dir(&c, "run_1", src.path());
+    assert_eq!((first.files, first.objects_sent), (40, 40));
+    let total: u64 = files.iter().map(|(_, c)| c.len() as u64).sum();
+    assert!(first.bytes_sent >= total, "{first:?}");
+
+    std::fs::write(src.path().join("pkg/mod7.py"), "changed = True\n").expect("edit");
+    let second = sync_dir(&c, "run_2", src.path());
+    assert_eq!((second.files, second.objects_sent), (40, 1), "{second:?}");
+    // One small object: a tar header, the content, the end-of-archive blocks.
+    assert!(second.bytes_sent <= 512 * 2 + 10 * 1024, "{second:?}");
+
+    let unchanged = sync_dir(&c, "run_3", src.path());
+    assert_eq!((unchanged.objects_sent, unchanged.bytes_sent), (0, 0));
+    for run in ["run_2", "run_3"] {
+        let got = std::fs::read_to_string(remote_run_dir(&server, run).join("pkg/mod7.py"))
+            .expect("synced");
+        assert_eq!(got, "changed = True\n");
+        let same = std::fs::read_to_string(remote_run_dir(&server, run).join("pkg/mod3.py"))
+            .expect("synced");
+        assert_eq!(same, files[3].1);
+    }
+}
+
+#[test]
+fn sync_copies_so_a_run_editing_its_files_cannot_corrupt_the_cache() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let src = tree(&[("data.txt", "original\n")]);
+    sync_dir(&c, "run_a", src.path());
+    std::fs::write(
+        remote_run_dir(&server, "run_a").join("data.txt"),
+        "scribbled\n",
+    )
+    .expect("edit on host");
+    sync_dir(&c, "run_b", src.path());
+    let got =
+        std::fs::read_to_string(remote_run_dir(&server, "run_b").join("data.txt")).expect("synced");
+    assert_eq!(got, "original\n");
+}
+
+const ARGV_SCRIPT: &str = "import json, sys, os\nprint(json.dumps({'argv': sys.argv[1:], 'files': sorted(os.listdir('odd dir'))}))\n";
+
+#[tokio::test]
+async fn arguments_and_file_names_with_shell_characters_arrive_verbatim() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let odd_names = [
+        "a b.txt",
+        "it's.txt",
+        "$(touch pwned).txt",
+        "x;y.txt",
+        "\"q\".txt",
+    ];
+    let mut files: Vec<(String, String)> = vec![("show argv.py".into(), ARGV_SCRIPT.into())];
+    files.extend(
+        odd_names
+            .iter()
+            .map(|n| (format!("odd dir/{n}"), n.to_string())),
+    );
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let src = tree(&refs);
+    sync_dir(&c, "run_odd", src.path());
+    let args = [
+        "with space",
+        "it's",
+        "$(touch pwned)",
+        "a;b",
+        "`id`",
+        "",
+        "--flag=\"x\"",
+    ];
+    let mut argv = vec!["python3", "show argv.py"];
+    argv.extend(args);
+    let (outcome, seen) = run_to_end(&c, &spec("run_odd", &argv)).await;
+    assert_eq!(
+        outcome,
+        RemoteOutcome::Exited(0),
+        "{}",
+        text(&seen.lock().expect("lock").stderr)
+    );
+    let out: serde_json::Value =
+        serde_json::from_slice(&seen.lock().expect("lock").stdout).expect("json from script");
+    assert_eq!(out["argv"], serde_json::json!(args));
+    let mut want: Vec<&str> = odd_names.to_vec();
+    want.sort();
+    assert_eq!(out["files"], serde_json::json!(want));
+    assert!(!remote_run_dir(&server, "run_odd").join("pwned").exists());
+    assert!(!server.remote_home.join("pwned").exists());
+}
+
+const STREAM_SCRIPT: &str = r#"
+import sys, time, os
+print("first line", flush=True)
+print("to stderr", file=sys.stderr, flush=True)
+time.sleep(float(sys.argv[1]))
+print("after pause", flush=True)
+os.makedirs("outputs/sub", exist_ok=True)
+open("outputs/sub/model.txt", "w").write("weights")
+open("logs/train.log", "w").write("log line")
+sys.exit(int(sys.argv[2]))
+"#;
+
+#[tokio::test]
+async fn output_streams_live_and_outputs_come_back() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let src = tree(&[("train.py", STREAM_SCRIPT)]);
+    sync_dir(&c, "run_stream", src.path());
+    let (seen, sink) = collector();
+    let spec = spec("run_stream", &["python3", "train.py", "1.5", "0"]);
+    let watcher = {
+        let seen = seen.clone();
+        async move {
+            // The first line must be visible while the script still sleeps.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let c = seen.lock().expect("lock");
+                if text(&c.stdout).contains("first line") {
+                    return !text(&c.stdout).contains("after pause");
+                }
+                drop(c);
+                assert!(Instant::now() < deadline, "no live output");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (outcome, live) = tokio::join!(
+        remote::run(&c.ssh, &spec, sink, std::future::pending()),
+        watcher
+    );
+    assert_eq!(outcome.expect("run"), RemoteOutcome::Exited(0));
+    assert!(live, "first line arrived only at the end");
+    let collected = seen.lock().expect("lock");
+    assert_eq!(text(&collected.stdout), "first line\nafter pause\n");
+    assert_eq!(text(&collected.stderr), "to stderr\n");
+    drop(collected);
+
+    let dest = c.ws.path().join("runs/run_stream");
+    let bytes = remote::fetch_outputs(&c.ssh, "run_stream", &dest).expect("fetch");
+    assert!(bytes > 0);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("outputs/sub/model.txt")).expect("output"),
+        "weights"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("logs/train.log")).expect("log"),
+        "log line"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_script_reports_its_exit_status() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let src = tree(&[("train.py", STREAM_SCRIPT)]);
+    sync_dir(&c, "run_fail", src.path());
+    let (outcome, _) = run_to_end(&c, &spec("run_fail", &["python3", "train.py", "0", "3"])).await;
+    assert_eq!(outcome, RemoteOutcome::Exited(3));
+    // A genuine exit 255 is not mistaken for ssh failing.
+    let (outcome, _) =
+        run_to_end(&c, &spec("run_fail", &["python3", "train.py", "0", "255"])).await;
+    assert_eq!(outcome, RemoteOutcome::Exited(255));
+    assert_eq!(
+        remote::host_run_state(&c.ssh, "run_fail").expect("state"),
+        HostRunState::Exited(255)
+    );
+}
+
+const SECRET_ENV_SCRIPT: &str = r#"
+import os, socket, sys, glob
+secret = os.environ["MLFLOW_TRACKING_TOKEN"]
+leaks = []
+for f in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        if secret.encode() in open(f, "rb").read():
+            leaks.append(f)
+    except OSError:
+        pass
+uri = os.environ["MLFLOW_TRACKING_URI"]
+host, port = uri.rsplit("/", 1)[-1].split(":")
+s = socket.create_connection((host, int(port)), timeout=10)
+s.sendall(b"hello through the tunnel " + os.environ["SPACED"].encode() + b"\n")
+s.close()
+print("leaks", leaks)
+"#;
+
+#[tokio::test]
+async fn environment_goes_through_stdin_and_tracking_through_a_reverse_forward() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let src = tree(&[("env.py", SECRET_ENV_SCRIPT)]);
+    sync_dir(&c, "run_env", src.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local_port = listener.local_addr().expect("addr").port();
+    let accept = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut conn, _) = listener.accept().await.expect("accept");
+        let mut got = String::new();
+        conn.read_to_string(&mut got).await.expect("read");
+        got
+    });
+    let secret = format!("tok-{}", std::process::id());
+    let mut spec = spec("run_env", &["python3", "env.py"]);
+    spec.env = vec![
+        ("MLFLOW_TRACKING_TOKEN".into(), secret.clone()),
+        (
+            "MLFLOW_TRACKING_URI".into(),
+            format!("http://127.0.0.1:{local_port}"),
+        ),
+        ("SPACED".into(), "v a l'u\"e $(x)".into()),
+    ];
+    spec.tracking_port = Some(local_port);
+    let (outcome, seen) = run_to_end(&c, &spec).await;
+    let collected = seen.lock().expect("lock");
+    assert_eq!(
+        outcome,
+        RemoteOutcome::Exited(0),
+        "{}",
+        text(&collected.stderr)
+    );
+    assert_eq!(text(&collected.stdout), "leaks []\n");
+    let got = tokio::time::timeout(Duration::from_secs(10), accept)
+        .await
+        .expect("tunnel used")
+        .expect("task");
+    assert_eq!(got, "hello through the tunnel v a l'u\"e $(x)\n");
+}
+
+const CANCEL_SCRIPT: &str = r#"
+import subprocess, time
+child = subprocess.Popen(["sleep", "8765431"])
+print("started", flush=True)
+time.sleep(600)
+"#;
+
+#[tokio::test]
+async fn cancel_kills_the_whole_remote_process_group() {
+    let Some(server) = Sshd::start() else { return };
+    let c = client(&server);
+    let src = tree(&[("cancel_me.py", CANCEL_SCRIPT)]);
+    sync_dir(&c, "run_cancel", src.path());
+    let (seen, sink) = collector();
+    let started = {
+        let seen = seen.clone();
+        async move {
+            loop {
+                if text(&seen.lock().expect("lock").stdout).contains("started") {
+                    return "canceled by the test".to_string();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let spec = spec("run_cancel", &["python3", "cancel_me.py"]);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        remote::run(&c.ssh, &spec, sink, started),
+    )
+    .await
+    .expect("cancel does not hang")
+    .expect("run");
+    assert_eq!(
+        outcome,
+        RemoteOutcome::Canceled("canceled by the test".into())
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sshd::pids_with("8765431").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "remote grandchild survived the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(
+        remote::host_run_state(&c.ssh, "run_cancel").expect("state"),
+        HostRunState::Running
+    );
+}
+
+const LONG_SCRIPT: &str = r#"
+import time
+print("started", flush=True)
+time.sleep(120)
+"#;
+
+#[tokio::test]
+async fn a_lost_connection_fails_the_run_with_a_reason_and_does_not_hang() {
+    let Some(mut server) = Sshd::start() else {
+        return;
+    };
+    let c = client(&server);
+    let src = tree(&[("long_4242.py", LONG_SCRIPT)]);
+    sync_dir(&c, "run_lost", src.path());
+    let (seen, sink) = collector();
+    let spec = spec("run_lost", &["python3", "long_4242.py"]);
+    let run = remote::run(&c.ssh, &spec, sink, std::future::pending());
+    let killer = async {
+        loop {
+            if text(&seen.lock().expect("lock").stdout).contains("started") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.kill_server();
+    };
+    let started = Instant::now();
+    let (outcome, ()) =
+        tokio::time::timeout(Duration::from_secs(90), async { tokio::join!(run, killer) })
+            .await
+            .expect("a lost connection must not hang the run");
+    let outcome = outcome.expect("run");
+    match outcome {
+        RemoteOutcome::Lost(reason) => assert!(reason.contains("lost"), "{reason}"),
+        other => panic!("expected Lost, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
