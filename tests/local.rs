@@ -521,3 +521,69 @@ fn local_compute_and_experiments_have_azure_shapes() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["name"], "exp1");
 }
+
+#[test]
+fn max_run_duration_cancels_the_run_with_that_reason() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py.clone());
+    p.write("sleepy.py", "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n");
+    p.write(
+        ".azureml/timeout.runconfig",
+        &format!(
+            "script: sleepy.py\ntarget: local\nmaxRunDurationSeconds: 2\nenvironment:\n  python:\n    userManagedDependencies: true\n    interpreterPath: {}\n",
+            py.display()
+        ),
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-c", "timeout", "-e", "e"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let run = submit_json(&out);
+    assert_eq!(run["status"], "Canceled");
+    let reason = run["error"]["error"]["message"].as_str().unwrap();
+    assert!(reason.contains("maxRunDurationSeconds (2 s)"), "{reason}");
+}
+
+#[test]
+fn the_script_gets_runconfig_variables_and_the_azure_ml_ones() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py.clone());
+    p.write(
+        "env.py",
+        "import os, sys\nfor k in ['EXAMPLE_ENV_VAR', 'TOP_LEVEL', 'AZUREML_RUN_ID', 'AZUREML_ARM_PROJECT_NAME', 'AZUREML_OUTPUT_DIRECTORY', 'MLFLOW_RUN_ID', 'MLFLOW_EXPERIMENT_NAME']:\n    print(k, '=', os.environ.get(k))\nprint('argv', sys.argv[1:])\n",
+    );
+    p.write(
+        ".azureml/env.runconfig",
+        &format!(
+            "script: env.py\narguments: [--from-config, '1']\ntarget: local\nenvironmentVariables:\n  TOP_LEVEL: top\nenvironment:\n  environmentVariables:\n    EXAMPLE_ENV_VAR: from-env-section\n  python:\n    userManagedDependencies: false\n    interpreterPath: {}\n",
+            py.display()
+        ),
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-c", "env", "-e", "envexp"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    let run_id = submit_json(&out)["runId"].as_str().unwrap().to_string();
+    for expected in [
+        "EXAMPLE_ENV_VAR = from-env-section".to_string(),
+        "TOP_LEVEL = top".into(),
+        format!("AZUREML_RUN_ID = {run_id}"),
+        "AZUREML_ARM_PROJECT_NAME = envexp".into(),
+        "AZUREML_OUTPUT_DIRECTORY = outputs".into(),
+        format!("MLFLOW_RUN_ID = {run_id}"),
+        "MLFLOW_EXPERIMENT_NAME = envexp".into(),
+        "argv ['--from-config', '1']".into(),
+    ] {
+        assert!(logs.contains(&expected), "missing {expected:?} in {logs}");
+    }
+    assert_eq!(
+        logs.matches("userManagedDependencies is false").count(),
+        1,
+        "warned once: {logs}"
+    );
+}

@@ -9,6 +9,9 @@ use std::process::{Command, Stdio};
 /// a git work tree or `git` is not installed (silently: git is optional).
 pub fn git_properties(dir: &Path) -> Map<String, Value> {
     let mut props = Map::new();
+    if !inside_git_work_tree(dir) {
+        return props; // no need to spawn git at all (it costs milliseconds per call)
+    }
     let Some(head) = git(dir, &["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]) else {
         return props;
     };
@@ -35,6 +38,12 @@ pub fn git_properties(dir: &Path) -> Map<String, Value> {
         put("azureml.git.repository_uri", &url);
     }
     props
+}
+
+/// Whether `dir` or a parent has `.git` (a folder, or a file for worktrees/submodules).
+fn inside_git_work_tree(dir: &Path) -> bool {
+    let start = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    start.ancestors().any(|d| d.join(".git").exists())
 }
 
 /// `https://user:token@host/x` → `https://host/x`: credentials never reach run properties.
@@ -80,6 +89,39 @@ mod tests {
             strip_credentials("git@github.com:o/r.git"),
             "git@github.com:o/r.git"
         );
+    }
+
+    #[test]
+    fn a_repository_records_commit_branch_and_dirty_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@e")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@e")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            ok
+        };
+        if !run(&["init", "-q", "-b", "main"]) {
+            eprintln!("skipped: git is not installed");
+            return;
+        }
+        std::fs::write(dir.path().join("a.txt"), "1").unwrap();
+        assert!(run(&["add", "a.txt"]) && run(&["commit", "-qm", "init"]));
+        assert!(run(&["remote", "add", "origin", "https://u:pw@example.com/r.git"]));
+        let props = git_properties(dir.path());
+        assert_eq!(props["mlflow.source.git.branch"], "main");
+        assert_eq!(props["azureml.git.dirty"], "False");
+        assert_eq!(props["mlflow.source.git.commit"].as_str().unwrap().len(), 40);
+        assert_eq!(props["mlflow.source.git.repoURL"], "https://example.com/r.git");
+        std::fs::write(dir.path().join("a.txt"), "2").unwrap();
+        assert_eq!(git_properties(dir.path())["azureml.git.dirty"], "True");
     }
 
     #[test]

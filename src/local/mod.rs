@@ -164,8 +164,10 @@ impl LocalWorkspace {
             store
                 .request_cancel(run_id, "canceled by user (run cancel)")
                 .map_err(store_err)?;
-            if run.supervisor_pid.is_none() {
-                // Never started by a supervisor (e.g. created by a sweep that has not launched it).
+            let supervised = run.supervisor_pid.is_some_and(|pid| {
+                process::is_same_process_alive(pid as u32, None)
+            });
+            if !supervised {
                 cancel_directly(&store, &run)?;
             }
             let deadline = tokio::time::Instant::now() + wait;

@@ -238,17 +238,23 @@ async fn supervise(
     opts: &ExecOptions,
     store: &Arc<Mutex<Store>>,
 ) -> Result<RunEnd, RunnerError> {
+    // `run cancel` may have come while the run was still queued (sweeps) or being prepared.
+    if let Some(reason) = with_store(store, |s| s.cancel_request(&job.run_id))? {
+        return Ok(canceled(reason));
+    }
     let log = open_log(&job.working_dir)?;
     let Launched {
         mut child,
         stop,
         pgid,
     } = launcher.spawn(job)?;
+    tracing::debug!(run_id = job.run_id, pgid, "script started");
     with_store(store, |s| s.set_child_pid(&job.run_id, pgid))?;
     let readers = spawn_readers(&mut child, job, opts, store, &log);
     let cancel_reason = tokio::select! {
         status = child.wait() => {
             let status = status.map_err(|e| RunnerError::Launch(format!("waiting for the script: {e}")));
+            tracing::debug!(run_id = job.run_id, ?status, "script exited");
             stop(true); // leftovers in the group would keep the pipes open
             finish_readers(readers).await;
             launcher.collect(job)?;
@@ -268,11 +274,15 @@ async fn supervise(
     let _ = child.wait().await;
     finish_readers(readers).await;
     launcher.collect(job)?;
-    Ok(RunEnd {
+    Ok(canceled(cancel_reason))
+}
+
+fn canceled(reason: String) -> RunEnd {
+    RunEnd {
         status: RunStatus::Canceled,
         exit_code: None,
-        error: Some(("Canceled".into(), cancel_reason)),
-    })
+        error: Some(("Canceled".into(), reason)),
+    }
 }
 
 async fn deadline(limit: Option<Duration>) -> String {

@@ -808,6 +808,12 @@ pub fn run_dir(root: &Path, run_id: &str) -> PathBuf {
 
 fn migrate(conn: &mut Connection, path: &Path) -> StoreResult<()> {
     let supported = MIGRATIONS.len() as i64;
+    // Fast path (every command): already current, no write lock needed.
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current == supported {
+        return Ok(());
+    }
+    // Re-read under the write lock: another azml may have migrated meanwhile.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > supported {

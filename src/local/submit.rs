@@ -144,6 +144,11 @@ impl LocalWorkspace {
                 tags: sub.tags.clone(),
             })
             .map_err(store_err)?;
+        // Until a supervisor takes over, this process answers for the run: if it
+        // dies (Ctrl-C during a long snapshot), the run is reaped, not stuck.
+        store
+            .set_supervisor(&run_id, std::process::id())
+            .map_err(store_err)?;
         let snapshot = self.snapshot_into(&sub.source_dir, &store.run_dir(&run_id), ui)?;
         let launch = LaunchSpec {
             program,
@@ -152,6 +157,7 @@ impl LocalWorkspace {
             target,
             max_duration_seconds: sub.run_config.max_run_duration_seconds,
         };
+        tracing::debug!(run_id, files = snapshot.files, "run prepared");
         let spec = serde_json::to_value(&launch).map_err(|e| failed(e.to_string(), None))?;
         store.set_launch(&run_id, &spec).map_err(store_err)?;
         Ok(PreparedRun {
@@ -367,8 +373,10 @@ pub async fn run_with_own_tracking(
     let tracking = TrackingServer::start(root)
         .await
         .map_err(|e| failed(e.to_string(), None))?;
+    tracing::debug!(uri = tracking.uri(), "tracking endpoint started");
     let end = run_prepared(root, run_id, &tracking, opts).await;
     tracking.shutdown().await;
+    tracing::debug!(run_id, "run finished");
     end
 }
 
