@@ -526,7 +526,10 @@ fn local_compute_and_experiments_have_azure_shapes() {
 fn max_run_duration_cancels_the_run_with_that_reason() {
     let Some(py) = python(false) else { return };
     let p = Project::new(py.clone());
-    p.write("sleepy.py", "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n");
+    p.write(
+        "sleepy.py",
+        "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n",
+    );
     p.write(
         ".azureml/timeout.runconfig",
         &format!(

@@ -114,12 +114,23 @@ mod tests {
         }
         std::fs::write(dir.path().join("a.txt"), "1").unwrap();
         assert!(run(&["add", "a.txt"]) && run(&["commit", "-qm", "init"]));
-        assert!(run(&["remote", "add", "origin", "https://u:pw@example.com/r.git"]));
+        assert!(run(&[
+            "remote",
+            "add",
+            "origin",
+            "https://u:pw@example.com/r.git"
+        ]));
         let props = git_properties(dir.path());
         assert_eq!(props["mlflow.source.git.branch"], "main");
         assert_eq!(props["azureml.git.dirty"], "False");
-        assert_eq!(props["mlflow.source.git.commit"].as_str().unwrap().len(), 40);
-        assert_eq!(props["mlflow.source.git.repoURL"], "https://example.com/r.git");
+        assert_eq!(
+            props["mlflow.source.git.commit"].as_str().unwrap().len(),
+            40
+        );
+        assert_eq!(
+            props["mlflow.source.git.repoURL"],
+            "https://example.com/r.git"
+        );
         std::fs::write(dir.path().join("a.txt"), "2").unwrap();
         assert_eq!(git_properties(dir.path())["azureml.git.dirty"], "True");
     }

@@ -164,9 +164,9 @@ impl LocalWorkspace {
             store
                 .request_cancel(run_id, "canceled by user (run cancel)")
                 .map_err(store_err)?;
-            let supervised = run.supervisor_pid.is_some_and(|pid| {
-                process::is_same_process_alive(pid as u32, None)
-            });
+            let supervised = run
+                .supervisor_pid
+                .is_some_and(|pid| process::is_same_process_alive(pid as u32, None));
             if !supervised {
                 cancel_directly(&store, &run)?;
             }

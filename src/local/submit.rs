@@ -48,6 +48,9 @@ pub struct ScriptSubmission {
     pub extra_env: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub properties: Map<String, Value>,
+    /// Git facts already computed (a sweep computes them once for all children);
+    /// `None` runs `git` in the source directory.
+    pub git_properties: Option<Map<String, Value>>,
 }
 
 /// v1's rule: a script on the command line replaces the runconfig's script and
@@ -126,7 +129,10 @@ impl LocalWorkspace {
             .run_id
             .clone()
             .unwrap_or_else(|| new_run_id(&sub.experiment));
-        let mut properties = git::git_properties(&sub.source_dir);
+        let mut properties = match &sub.git_properties {
+            Some(props) => props.clone(),
+            None => git::git_properties(&sub.source_dir),
+        };
         properties.insert("azureml.runsource".into(), "experiment".into());
         properties.extend(sub.properties.clone());
         let run = store
@@ -153,7 +159,7 @@ impl LocalWorkspace {
         let launch = LaunchSpec {
             program,
             args,
-            env: script_env(sub, &run, &self.root),
+            env: script_env(sub, &run),
             target,
             max_duration_seconds: sub.run_config.max_run_duration_seconds,
         };
@@ -268,20 +274,15 @@ pub fn shell_quote(s: &str) -> String {
 /// Environment layers, later wins: runconfig environment's variables, the
 /// runconfig's own variables, what Azure ML sets, the caller's extras.
 /// (MLflow variables are added at execution time: the token is per execution.)
-fn script_env(sub: &ScriptSubmission, run: &RunRecord, root: &Path) -> BTreeMap<String, String> {
+fn script_env(sub: &ScriptSubmission, run: &RunRecord) -> BTreeMap<String, String> {
     let rc = &sub.run_config;
     let mut env = BTreeMap::from([("PYTHONUNBUFFERED".to_string(), "1".to_string())]);
     env.extend(rc.environment.environment_variables.clone());
     env.extend(rc.environment_variables.clone());
-    let workspace_name = root
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "local".into());
     let azureml = [
         ("AZUREML_RUN_ID", run.run_id.clone()),
         ("AZUREML_ARM_PROJECT_NAME", run.experiment_name.clone()),
-        ("AZUREML_ARM_WORKSPACE_NAME", workspace_name),
+        ("AZUREML_ARM_WORKSPACE_NAME", "local".to_string()),
         ("AZUREML_EXPERIMENT_ID", run.experiment_id.to_string()),
         ("AZUREML_EXPERIMENT_NAME", run.experiment_name.clone()),
         ("AZUREML_OUTPUT_DIRECTORY", "outputs".into()),
