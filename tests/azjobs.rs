@@ -548,3 +548,248 @@ fn schema_check_rejects_what_the_service_would_reject() {
     let missing = std::panic::catch_unwind(|| assert_schema_valid(&job_model(), &job));
     assert!(missing.is_err(), "missing environmentId accepted");
 }
+
+// ---------------------------------------------------------------------------
+// Code upload against Azurite (through a counting, fault-injecting proxy).
+
+#[path = "common/azurite.rs"]
+mod azurite;
+
+use azml::arm::blob::{BlobFolder, RetryPolicy};
+use azml::arm::code_upload::{self, PreviousUpload, UploadCache};
+use azurite::{Azurite, BlobProxy, ProxyStats};
+
+fn write_file(root: &std::path::Path, rel: &str, content: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, content).expect("write");
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 6,
+        base: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(50),
+    }
+}
+
+/// A pending-upload folder in `container` reached through the proxy.
+fn pending_folder(
+    proxy: &BlobProxy,
+    azurite: &Azurite,
+    container: &str,
+    prefix: &str,
+) -> BlobFolder {
+    let sas_uri = format!(
+        "{}/{container}/{prefix}?{}",
+        proxy.account_url(),
+        azurite.sas
+    );
+    BlobFolder::new(reqwest::Client::new(), &sas_uri, fast_retries()).expect("SAS URL parses")
+}
+
+fn snapshot_of(root: &std::path::Path, cache: Option<&UploadCache>) -> code_upload::Snapshot {
+    let files = code_upload::list_source_files(root, &[]).expect("lists");
+    code_upload::hash_snapshot(root, files, cache).expect("hashes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_is_byte_exact_and_a_one_file_change_sends_only_that_file() {
+    let Some(azurite) = azurite::start() else {
+        return;
+    };
+    let proxy = BlobProxy::start(azurite.addr).await;
+    azurite.create_container("code").await;
+    let src = tempfile::tempdir().expect("tempdir");
+    write_file(src.path(), "train.py", b"print('hello')\n");
+    write_file(src.path(), "pkg/util file.py", b"X = 1\n");
+    write_file(src.path(), "data/blob.bin", &vec![7u8; 300_000]);
+    write_file(src.path(), ".amlignore", b"*.log\n");
+    write_file(src.path(), "debug.log", b"ignored");
+
+    let first = snapshot_of(src.path(), None);
+    let folder = pending_folder(&proxy, &azurite, "code", "LocalUpload/first");
+    let bar = indicatif::ProgressBar::hidden();
+    let report = code_upload::upload_snapshot(&first, &folder, None, ("c1", "1"), &bar)
+        .await
+        .expect("uploads");
+    assert_eq!(report.files_uploaded, 4);
+    for rel in [
+        ".amlignore",
+        "data/blob.bin",
+        "pkg/util file.py",
+        "train.py",
+    ] {
+        let expected = std::fs::read(src.path().join(rel)).expect("read source");
+        let blob_name = format!("LocalUpload/first/{}", rel.replace(' ', "%20"));
+        let stored = azurite.get_blob("code", &blob_name).await;
+        assert_eq!(stored.as_deref(), Some(expected.as_slice()), "{rel}");
+    }
+    assert_eq!(
+        azurite
+            .get_blob("code", "LocalUpload/first/debug.log")
+            .await,
+        None
+    );
+    let metadata = azurite
+        .blob_metadata("code", "LocalUpload/first/.amlignore")
+        .await;
+    assert_eq!(
+        metadata,
+        [
+            ("name".to_string(), "c1".to_string()),
+            ("upload_status".to_string(), "completed".to_string()),
+            ("version".to_string(), "1".to_string()),
+        ]
+    );
+
+    // One file changes: only its bytes travel; the rest is copied server-side.
+    let cache = UploadCache::after_upload(&first, Some(folder.url_without_sas()), None);
+    write_file(src.path(), "train.py", b"print('hello, again')\n");
+    let second = snapshot_of(src.path(), Some(&cache));
+    assert!(!second.from_cache);
+    assert_ne!(second.content_hash, first.content_hash);
+    proxy.stats.reset();
+    let next = pending_folder(&proxy, &azurite, "code", "LocalUpload/second");
+    let previous = PreviousUpload {
+        folder: next.sibling(&folder.url_without_sas()).expect("sibling"),
+        files: cache.files.clone(),
+    };
+    let report = code_upload::upload_snapshot(&second, &next, Some(&previous), ("c2", "1"), &bar)
+        .await
+        .expect("uploads incrementally");
+    assert_eq!((report.files_uploaded, report.files_copied), (1, 3));
+    assert_eq!(
+        ProxyStats::get(&proxy.stats.put_body_bytes),
+        b"print('hello, again')\n".len() as u64
+    );
+    for rel in [".amlignore", "data/blob.bin", "train.py"] {
+        let expected = std::fs::read(src.path().join(rel)).expect("read source");
+        let stored = azurite
+            .get_blob("code", &format!("LocalUpload/second/{rel}"))
+            .await;
+        assert_eq!(stored.as_deref(), Some(expected.as_slice()), "{rel}");
+    }
+}
+
+#[test]
+fn unchanged_folder_reuses_the_cached_hash_without_reading_files() {
+    let src = tempfile::tempdir().expect("tempdir");
+    write_file(src.path(), "train.py", b"print(1)\n");
+    let first = snapshot_of(src.path(), None);
+    let cache = UploadCache::after_upload(&first, Some("http://x/c/p".into()), Some("id".into()));
+    // Same size, same mtime, same inode, different bytes: only a cache hit
+    // (no read) can still report the old hash.
+    let path = src.path().join("train.py");
+    let mtime = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    std::io::Write::write_all(&mut &file, b"print(2)\n").expect("overwrite");
+    file.set_modified(mtime).expect("restore mtime");
+    drop(file);
+    let again = snapshot_of(src.path(), Some(&cache));
+    assert!(again.from_cache);
+    assert_eq!(again.content_hash, first.content_hash);
+    let fresh = snapshot_of(src.path(), None);
+    assert_ne!(
+        fresh.content_hash, first.content_hash,
+        "without the cache the change is seen"
+    );
+}
+
+#[test]
+fn content_hash_equals_the_python_sdk_hash() {
+    // Pinned by running azure-ai-ml 1.35.2's own
+    // `get_content_hash(path, get_ignore_file(path))` on these committed folders.
+    let tree =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/azjobs/hash-tree");
+    for (folder, expected) in [
+        (
+            "",
+            "16858812c9626f0b173779845d95355c08c9fdc2f5c3b487d4d850432954a58e",
+        ),
+        (
+            "pkg",
+            "0cb24f335c2768ac3f04865fa89b9574f9b88359eac606232d703ba34e2203c9",
+        ),
+        (
+            "Data",
+            "bac470f4c324fe20b8de9b8baa0ddad6e96778db679365c0a303aa424aefefde",
+        ),
+    ] {
+        let root = tree.join(folder);
+        assert_eq!(
+            snapshot_of(&root, None).content_hash,
+            expected,
+            "folder '{folder}'"
+        );
+    }
+    let files = code_upload::list_source_files(&tree, &[]).expect("lists");
+    let rels: Vec<_> = files.iter().map(|f| f.rel.as_str()).collect();
+    assert_eq!(
+        rels,
+        [
+            ".amlignore",
+            "Data/b.csv",
+            "data2/a.csv",
+            "naïve.txt",
+            "pkg/__init__.py",
+            "pkg/Sub/deep.txt",
+            "README.md",
+            "train.py"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mb_file_goes_through_blocks_and_injected_503s_are_retried() {
+    let Some(azurite) = azurite::start() else {
+        return;
+    };
+    let proxy = BlobProxy::start(azurite.addr).await;
+    azurite.create_container("big").await;
+    let src = tempfile::tempdir().expect("tempdir");
+    let big: Vec<u8> = (0..50 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    write_file(src.path(), "model.bin", &big);
+    for i in 0..20 {
+        write_file(
+            src.path(),
+            &format!("src/m{i}.py"),
+            format!("V = {i}\n").as_bytes(),
+        );
+    }
+    proxy
+        .stats
+        .fail_every_nth_put
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    let snapshot = snapshot_of(src.path(), None);
+    let folder = pending_folder(&proxy, &azurite, "big", "LocalUpload/x");
+    let bar = indicatif::ProgressBar::hidden();
+    let report = code_upload::upload_snapshot(&snapshot, &folder, None, ("n", "1"), &bar)
+        .await
+        .expect("uploads despite 503s");
+    assert_eq!(report.files_uploaded, 21);
+    assert!(
+        ProxyStats::get(&proxy.stats.injected_503) >= 5,
+        "503s were injected"
+    );
+    // 50 MiB in 8 MiB blocks = 7 Put Block + 1 Put Block List, plus 20 Put Blob + 1 metadata.
+    let successful_puts =
+        ProxyStats::get(&proxy.stats.puts) - ProxyStats::get(&proxy.stats.injected_503);
+    assert_eq!(successful_puts, 7 + 1 + 20 + 1);
+    let stored = azurite
+        .get_blob("big", "LocalUpload/x/model.bin")
+        .await
+        .expect("model.bin stored");
+    assert!(stored == big, "model.bin differs after block upload");
+    for i in 0..20 {
+        let stored = azurite
+            .get_blob("big", &format!("LocalUpload/x/src/m{i}.py"))
+            .await;
+        assert_eq!(stored, Some(format!("V = {i}\n").into_bytes()));
+    }
+}

@@ -1,5 +1,7 @@
 //! Azure Resource Manager client for Microsoft.MachineLearningServices:
 //! credentials, retries, long-running operations, typed resources.
+pub mod blob;
+pub mod code_upload;
 pub mod environment;
 pub mod jobs;
 
