@@ -531,3 +531,476 @@ async fn a_lost_connection_fails_the_run_with_a_reason_and_does_not_hang() {
     }
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+// ---- through the binary: attach, submit-script on the host ----------------
+
+/// A project folder with its own local workspace and `$HOME`, talking to `server`.
+struct Project {
+    dir: tempfile::TempDir,
+    port: u16,
+    key: PathBuf,
+}
+
+impl Project {
+    fn new(server: &Sshd) -> Project {
+        let dir = tempfile::tempdir().expect("project");
+        std::fs::create_dir_all(dir.path().join("home")).expect("home");
+        Project {
+            dir,
+            port: server.port,
+            key: server.client_key.clone(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn home(&self) -> PathBuf {
+        self.path().join("home")
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    fn azml(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("azml"));
+        cmd.current_dir(self.path())
+            .env("HOME", self.home())
+            .env_remove("AZML_LOCAL_WORKSPACE")
+            .env_remove("MLFLOW_TRACKING_URI")
+            .env_remove("MLFLOW_RUN_ID");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        self.azml().args(args).output().expect("azml runs")
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "azml {args:?} failed: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    /// `computetarget attach remote -n box` with the test key.
+    fn attach(&self, name: &str) -> std::process::Output {
+        let port = self.port.to_string();
+        let key = self.key.display().to_string();
+        self.run(&[
+            "computetarget",
+            "attach",
+            "remote",
+            "-n",
+            name,
+            "-a",
+            "127.0.0.1",
+            "--ssh-port",
+            &port,
+            "-u",
+            &current_user(),
+            "--private-key-file",
+            &key,
+        ])
+    }
+
+    /// A runconfig that runs on `target` with `python`.
+    fn runconfig(&self, name: &str, target: &str, python: &str) {
+        self.write(
+            &format!(".azureml/{name}.runconfig"),
+            &format!(
+                "target: {target}\nenvironment:\n  python:\n    userManagedDependencies: true\n    interpreterPath: {python}\n"
+            ),
+        );
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Close the shared connection this project opened (it would idle for a minute).
+        let target = SshTarget {
+            name: "box".into(),
+            address: "127.0.0.1".into(),
+            port: Some(self.port),
+            username: Some(current_user()),
+            private_key_file: Some(self.key.clone()),
+        };
+        let ctx = SshContext::for_workspace(&self.path().join(".azureml/localws"));
+        if let Ok(ssh) = Ssh::new(target, ctx) {
+            ssh.close();
+        }
+    }
+}
+
+fn current_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id");
+    text(&out.stdout).trim().to_string()
+}
+
+fn submit_output_json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+/// The Python with mlflow-skinny, or skip (fail under AZML_TEST_REQUIRE_ALL=1).
+fn mlflow_python() -> Option<String> {
+    match std::env::var("AZML_TEST_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) => sshd::skip_or_fail("AZML_TEST_PYTHON (a Python with mlflow-skinny) is not set"),
+    }
+}
+
+#[test]
+fn attach_show_list_delete_detach_on_the_local_workspace() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    let out = p.attach("box");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let attached = submit_output_json(&out);
+    assert_eq!(attached["name"], "box");
+    assert_eq!(attached["properties"]["computeType"], "VirtualMachine");
+    assert_eq!(attached["properties"]["properties"]["address"], "127.0.0.1");
+    assert_eq!(attached["properties"]["properties"]["sshPort"], server.port);
+    assert!(
+        text(&out.stderr).contains("Python 3"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        attached["properties"]["hostCheck"]["pythonVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('3'))
+    );
+
+    let shown = p.json(&["computetarget", "show", "-n", "box"]);
+    assert_eq!(shown["properties"]["computeType"], "VirtualMachine");
+    let names: Vec<String> = p
+        .json(&["computetarget", "list"])
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["local", "box"]);
+
+    // No key contents anywhere in the workspace.
+    let key = std::fs::read_to_string(&server.client_key).expect("key");
+    let key_body = key.lines().nth(1).expect("key line");
+    for entry in walk(&p.path().join(".azureml")) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !text(&bytes).contains(key_body),
+            "key material in {}",
+            entry.display()
+        );
+    }
+
+    let delete = p.run(&["computetarget", "delete", "-n", "box"]);
+    assert_eq!(delete.status.code(), Some(1));
+    assert!(
+        text(&delete.stderr).contains("computetarget detach -n box"),
+        "{}",
+        text(&delete.stderr)
+    );
+
+    let detach = p.run(&["computetarget", "detach", "-n", "box"]);
+    assert!(detach.status.success(), "{}", text(&detach.stderr));
+    assert_eq!(
+        p.run(&["computetarget", "show", "-n", "box"]).status.code(),
+        Some(3)
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path)
+            } else {
+                files.push(path)
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn attach_through_an_ssh_config_alias_and_refuse_passwords() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    std::fs::create_dir_all(p.home().join(".ssh")).expect("mkdir");
+    std::fs::write(
+        p.home().join(".ssh/config"),
+        format!(
+            "Host lab-gpu\n  HostName 127.0.0.1\n  Port {}\n  IdentityFile {}\n",
+            server.port,
+            server.client_key.display()
+        ),
+    )
+    .expect("config");
+    let out = p.run(&[
+        "computetarget",
+        "attach",
+        "remote",
+        "-n",
+        "lab",
+        "-a",
+        "lab-gpu",
+        "-u",
+        &current_user(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let attached = submit_output_json(&out);
+    assert_eq!(attached["properties"]["properties"]["address"], "lab-gpu");
+    assert!(
+        attached["properties"]["properties"]
+            .get("sshPort")
+            .is_none(),
+        "{attached}"
+    );
+
+    let pw = p.run(&[
+        "computetarget",
+        "attach",
+        "remote",
+        "-n",
+        "pw",
+        "-a",
+        "lab-gpu",
+        "-u",
+        "x",
+        "-p",
+        "hunter2",
+    ]);
+    assert_eq!(pw.status.code(), Some(1));
+    assert!(!text(&pw.stderr).contains("hunter2") && !text(&pw.stdout).contains("hunter2"));
+    assert_eq!(
+        p.run(&["computetarget", "show", "-n", "pw"]).status.code(),
+        Some(3)
+    );
+
+    let unreachable = p.run(&[
+        "computetarget",
+        "attach",
+        "remote",
+        "-n",
+        "nope",
+        "-a",
+        "127.0.0.1",
+        "--ssh-port",
+        "1",
+        "-u",
+        "x",
+    ]);
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(
+        text(&unreachable.stderr).contains("hint:"),
+        "{}",
+        text(&unreachable.stderr)
+    );
+    assert_eq!(
+        p.run(&["computetarget", "show", "-n", "nope"])
+            .status
+            .code(),
+        Some(3)
+    );
+}
+
+const MLFLOW_REMOTE_SCRIPT: &str = r#"
+import os, sys, mlflow
+print("args", sys.argv[1:], flush=True)
+print("cwd", os.getcwd(), flush=True)
+mlflow.log_metric("accuracy", 0.5, step=0)
+mlflow.log_metric("accuracy", 0.75, step=1)
+mlflow.log_metrics({"loss": 0.25})
+mlflow.log_param("lr", "0.01")
+mlflow.set_tag("team", "vision")
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.txt", "w") as f:
+    f.write("weights from " + os.environ["AZUREML_RUN_ID"])
+print("Attempted to log scalar metric v1_metric:")
+print(42)
+"#;
+
+#[test]
+fn submit_script_on_an_ssh_target_streams_tracks_and_brings_outputs_back() {
+    let Some(server) = Sshd::start() else { return };
+    let Some(python) = mlflow_python() else {
+        return;
+    };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.runconfig("box", "box", &python);
+    p.write("train.py", MLFLOW_REMOTE_SCRIPT);
+    let out = p.run(&[
+        "run",
+        "submit-script",
+        "-c",
+        "box",
+        "-e",
+        "mnist",
+        "train.py",
+        "--epochs",
+        "2 3",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("args ['--epochs', '2 3']"),
+        "output is streamed: {stderr}"
+    );
+    let run = submit_output_json(&out);
+    let run_id = run["runId"].as_str().expect("runId").to_string();
+    assert_eq!(run["status"], "Completed");
+    assert_eq!(run["target"], "box");
+    let remote_dir = server.remote_home.join(".azml/runs").join(&run_id);
+    assert!(
+        stderr.contains(&format!("cwd {}", remote_dir.display())),
+        "runs on the host: {stderr}"
+    );
+
+    let shown = p.json(&["run", "show", "-r", &run_id]);
+    assert_eq!(
+        shown["metrics"],
+        serde_json::json!({"accuracy": [0.5, 0.75], "loss": 0.25, "v1_metric": 42.0})
+    );
+    assert_eq!(shown["params"], serde_json::json!({"lr": "0.01"}));
+    assert_eq!(shown["tags"]["team"], "vision");
+    let local_run = p.path().join(".azureml/localws/runs").join(&run_id);
+    assert_eq!(
+        std::fs::read_to_string(local_run.join("outputs/model.txt")).expect("outputs copied back"),
+        format!("weights from {run_id}")
+    );
+    let log = std::fs::read_to_string(local_run.join("user_logs/std_log.txt")).expect("log");
+    assert!(log.contains("args ['--epochs', '2 3']"), "{log}");
+}
+
+#[test]
+fn a_failing_script_on_an_ssh_target_is_failed_and_azml_exits_1() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.write(
+        "fail.py",
+        "import sys\nprint('about to fail')\nsys.exit(3)\n",
+    );
+    let out = p.run(&["run", "submit-script", "--ct", "box", "-e", "e", "fail.py"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let run = submit_output_json(&out);
+    assert_eq!(run["status"], "Failed");
+    assert_eq!(run["target"], "box");
+    assert!(text(&out.stderr).contains("about to fail"));
+    let message = run["error"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("code 3"), "{run}");
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_and_kills_the_remote_process_group() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.write(
+        "sleepy.py",
+        "import subprocess, time\nsubprocess.Popen(['sleep', '7654321'])\nprint('started', flush=True)\ntime.sleep(300)\n",
+    );
+    let mut azml = p
+        .azml()
+        .args([
+            "run",
+            "submit-script",
+            "--ct",
+            "box",
+            "-e",
+            "e",
+            "sleepy.py",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sshd::pids_with("7654321").is_empty() {
+        assert!(Instant::now() < deadline, "the remote script never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(azml.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = azml.wait().expect("wait");
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(azml.stdout.as_mut().expect("stdout"), &mut stdout).expect("read");
+    assert_eq!(status.code(), Some(130));
+    let run: serde_json::Value = serde_json::from_slice(&stdout).expect("run json");
+    assert_eq!(run["status"], "Canceled");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sshd::pids_with("7654321").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the remote grandchild survived the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_lost_connection_fails_the_run_with_the_reason() {
+    let Some(mut server) = Sshd::start() else {
+        return;
+    };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.write(
+        "long.py",
+        "import time\nprint('started', flush=True)\ntime.sleep(5544332)\n",
+    );
+    let azml = p
+        .azml()
+        .args(["run", "submit-script", "--ct", "box", "-e", "e", "long.py"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let remote_python_started = || {
+        sshd::pids_with("long.py")
+            .into_iter()
+            .any(|pid| sshd::comm_of(pid).is_some_and(|c| c.starts_with("python")))
+    };
+    while !remote_python_started() {
+        assert!(Instant::now() < deadline, "the remote script never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.kill_server();
+    let started = Instant::now();
+    let out = azml.wait_with_output().expect("azml ends");
+    assert!(started.elapsed() < Duration::from_secs(90));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lost"), "{stderr}");
+    let runs = p.json(&["run", "list"]);
+    let run = &runs[0];
+    assert_eq!(run["status"], "Failed", "{run}");
+    let message = run["error"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("lost"), "{run}");
+}

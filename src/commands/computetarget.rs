@@ -5,7 +5,9 @@
 use super::{Backend, Context, print};
 use crate::arm::AzureWorkspace;
 use crate::cli::computetarget::*;
-use crate::error::UserError;
+use crate::error::{UserError, exit};
+use crate::local::LocalWorkspace;
+use crate::local::ssh::attach as ssh_attach;
 use crate::workspace::{Workspace, WorkspaceError};
 use serde_json::Value;
 
@@ -164,13 +166,47 @@ async fn attach(ctx: &Context, command: AttachCommand) -> anyhow::Result<i32> {
 async fn attach_remote(ctx: &Context, args: &AttachSshArgs) -> anyhow::Result<Value> {
     match ctx.backend(&args.common.workspace)? {
         Backend::Azure(ws) => azure_attach_remote(ctx, &ws, args).await,
-        Backend::Local(_) => Err(WorkspaceError::Unsupported {
-            what: "computetarget attach remote".into(),
-            backend: "local",
-            hint: Some("SSH targets on the local workspace are not built yet".into()),
-        }
-        .into()),
+        Backend::Local(ws) => local_attach_remote(ctx, &ws, args).await,
     }
+}
+
+/// Local workspace: check the SSH host (connection, host key, Python) and
+/// store it as a target; no password and no key contents are stored.
+async fn local_attach_remote(
+    ctx: &Context,
+    ws: &LocalWorkspace,
+    args: &AttachSshArgs,
+) -> anyhow::Result<Value> {
+    if args.password.is_some() {
+        return Err(
+            UserError::failed("azml does not use or store passwords for SSH targets")
+                .with_hint(
+                    "use a key: load it into ssh-agent (`ssh-add`) or pass --private-key-file",
+                )
+                .into(),
+        );
+    }
+    if args.private_key_passphrase.is_some() {
+        ctx.printer.warn(
+            "--private-key-passphrase is not stored; add the key to ssh-agent (`ssh-add FILE`) \
+             so azml's non-interactive ssh can use it",
+        );
+    }
+    let request = ssh_attach::AttachRequest {
+        name: args.name.clone(),
+        address: args.address.clone(),
+        // 22 is ssh's default: leave it unset so a `~/.ssh/config` Port still applies.
+        port: (args.ssh_port != 22).then_some(args.ssh_port),
+        username: Some(args.username.clone()),
+        private_key_file: args.private_key_file.clone(),
+    };
+    let store = ws.store()?;
+    let (record, info) = tokio::task::block_in_place(|| ssh_attach::attach(&store, request))?;
+    ctx.printer.info(format!(
+        "Connected to {} ({}); Python {} at {}",
+        args.address, info.system, info.python_version, info.python_path
+    ));
+    Ok(ws.show_compute(&record.name).await?)
 }
 
 /// `attach aks|adla|synapse|batch|datafactory`: attach an existing Azure resource by id.
@@ -208,6 +244,19 @@ async fn lifecycle(ctx: &Context, action: Lifecycle, args: &LifecycleArgs) -> an
 }
 
 async fn delete(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
+    if let Backend::Local(ws) = ctx.backend(&args.common.workspace)? {
+        if ssh_attach::ssh_record(&ws.store()?, &args.name).is_ok() {
+            return Err(UserError::failed(format!(
+                "'{}' is an attached SSH host: azml never deletes machines it did not create",
+                args.name
+            ))
+            .with_hint(format!(
+                "to forget it, run `azml computetarget detach -n {}`",
+                args.name
+            ))
+            .into());
+        }
+    }
     let ws = azure_backend(ctx, &args.common, "computetarget delete")?;
     let value = azure_delete(ctx, &ws, args).await?;
     print(&ctx.printer, &value)
@@ -217,13 +266,11 @@ async fn delete(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
 async fn detach(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
     let value = match ctx.backend(&args.common.workspace)? {
         Backend::Azure(ws) => azure_detach(ctx, &ws, args).await?,
-        Backend::Local(_) => {
-            return Err(WorkspaceError::Unsupported {
-                what: "computetarget detach".into(),
-                backend: "local",
-                hint: Some("SSH targets on the local workspace are not built yet".into()),
-            }
-            .into());
+        Backend::Local(ws) => {
+            let target = ssh_attach::detach(&ws.store()?, &args.name)?;
+            ctx.printer
+                .info(format!("Detached '{}' ({})", args.name, target.display()));
+            return Ok(exit::SUCCESS);
         }
     };
     print(&ctx.printer, &value)

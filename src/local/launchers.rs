@@ -29,6 +29,13 @@ pub fn launcher_for(store: &Store, target: &str) -> WsResult<Box<dyn Launcher>> 
                     .into(),
             ),
         })?;
+    if compute.compute_type == super::ssh::attach::COMPUTE_TYPE {
+        let target = super::ssh::attach::from_record(&compute)?;
+        return Ok(Box::new(super::ssh::launcher::SshLauncher::new(
+            target,
+            store.root(),
+        )?));
+    }
     Err(WorkspaceError::Unsupported {
         what: format!(
             "running on compute target '{target}' ({})",

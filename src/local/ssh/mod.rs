@@ -8,8 +8,12 @@
 //! - `quote`: POSIX quoting of everything put into a remote command line.
 //! - `sync`: content-addressed snapshot sync into `~/.azml/runs/<runId>/`.
 //! - `remote`: start, stream, cancel and collect a run on the host.
+//! - `launcher`: the runner's `Launcher` for SSH targets (uses all of the above).
+//! - `attach`: `computetarget attach remote|detach` on the local workspace.
 
+pub mod attach;
 pub mod command;
+pub mod launcher;
 pub mod quote;
 pub mod remote;
 pub mod sync;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Reconnect attempts after the run's connection drops, and the pause before each.
-const RECONNECT_DELAYS: [Duration; 3] = [
+pub const RECONNECT_DELAYS: [Duration; 3] = [
     Duration::from_millis(500),
     Duration::from_secs(1),
     Duration::from_secs(2),
@@ -104,7 +104,7 @@ async fn run_launched(
 ) -> Result<RemoteOutcome, SshError> {
     ssh.ensure_known_hosts_dir()?;
     let mut child = ssh
-        .tokio_command(&launcher(&spec.run_id, &spec.argv))
+        .tokio_command(&launch_script(&spec.run_id, &spec.argv))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -160,7 +160,7 @@ async fn run_launched(
 }
 
 /// The `export` lines the launcher evaluates; values are quoted, names checked.
-fn env_script(
+pub fn env_script(
     env: &[(String, String)],
     tracking_remote_port: Option<u16>,
 ) -> Result<String, SshError> {
@@ -188,10 +188,17 @@ fn env_script(
 /// The host-side script that starts the command in its own session (so the
 /// whole process group can be killed), records its pid and exit status, and
 /// reads the environment from stdin so secrets never sit in argv or on disk.
-fn launcher(run_id: &str, argv: &[String]) -> String {
-    let cmd = quote_all(argv);
+pub fn launch_script(run_id: &str, argv: &[String]) -> String {
+    // v1's default interpreter `python` may be called `python3` on the host.
+    let cmd = match argv.split_first() {
+        Some((first, rest)) if first == "python" => format!("\"$PY\" {}", quote_all(rest))
+            .trim_end()
+            .to_string(),
+        _ => quote_all(argv),
+    };
     format!(
         r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}
+PY=python; command -v python >/dev/null 2>&1 || PY=python3
 mkdir -p "$S" && cd "$R" || {{ echo "azml: run folder $R is missing on the host" >&2; exit 125; }}
 eval "$(cat)" || exit 125
 mkdir -p outputs logs
@@ -224,6 +231,23 @@ i=0; while [ $i -lt 50 ]; do
 done
 kill -KILL -$pg 2>/dev/null; kill -KILL $pg 2>/dev/null; exit 0"#,
         run = quote(run_id)
+    )
+}
+
+/// Send `signal` (TERM, KILL) to the run's process group once. Prints
+/// `exited` when the run had already recorded its exit status (leftovers
+/// were signalled), `signalled` when it was still running, `gone` when it
+/// ended without an exit status, `nopid` when it never started.
+pub fn signal_script(run_id: &str, signal: &str) -> String {
+    format!(
+        r#"S="$HOME/.azml/state/"{run}
+i=0; while [ ! -s "$S/pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+[ -s "$S/pid" ] || {{ echo nopid; exit 0; }}
+pg=$(cat "$S/pid")
+state=signalled; [ -s "$S/exit" ] && state=exited
+if kill -{sig} -$pg 2>/dev/null || kill -{sig} $pg 2>/dev/null; then echo $state; elif [ $state = exited ]; then echo exited; else echo gone; fi"#,
+        run = quote(run_id),
+        sig = quote(signal)
     )
 }
 
@@ -434,7 +458,7 @@ mod tests {
 
     #[test]
     fn launcher_runs_the_command_quoted_in_its_own_session() {
-        let script = launcher("r1", &["python3".into(), "a b.py".into(), "$(x)".into()]);
+        let script = launch_script("r1", &["python3".into(), "a b.py".into(), "$(x)".into()]);
         assert!(
             script.contains("setsid python3 'a b.py' '$(x)' </dev/null &"),
             "{script}"
