@@ -590,3 +590,24 @@ fn the_script_gets_runconfig_variables_and_the_azure_ml_ones() {
         "warned once: {logs}"
     );
 }
+
+#[test]
+fn a_missing_interpreter_fails_before_any_run_is_created() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write("ok.py", "print('never')\n");
+    p.write(
+        ".azureml/broken.runconfig",
+        "script: ok.py\ntarget: local\nenvironment:\n  python:\n    userManagedDependencies: true\n    interpreterPath: /nonexistent/bin/python\n",
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-c", "broken", "-e", "e"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/bin/python"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert_eq!(p.json(&["run", "list"]), json!([]));
+}

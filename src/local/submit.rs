@@ -34,6 +34,8 @@ pub struct ScriptSubmission {
     pub experiment: String,
     pub run_config: RunConfig,
     pub source_dir: PathBuf,
+    /// Where `.azureml/` lives; relative `interpreterPath`s start here (default: `source_dir`).
+    pub project_dir: Option<PathBuf>,
     /// `--ct`: overrides `run_config.target` when set.
     pub target: Option<String>,
     /// Preset id (sweep children); a v1-style id is generated otherwise.
@@ -124,7 +126,7 @@ impl LocalWorkspace {
             target
         };
         super::launchers::check_target(&store, &target)?;
-        let (program, args) = command_line(sub, ui)?;
+        let (program, args) = command_line(sub, &target, ui)?;
         let run_id = sub
             .run_id
             .clone()
@@ -202,7 +204,11 @@ impl LocalWorkspace {
 }
 
 /// Program and argv: `interpreter script args…`, or `/bin/sh -c command`.
-fn command_line(sub: &ScriptSubmission, ui: &dyn SubmitUi) -> WsResult<(String, Vec<String>)> {
+fn command_line(
+    sub: &ScriptSubmission,
+    target: &str,
+    ui: &dyn SubmitUi,
+) -> WsResult<(String, Vec<String>)> {
     let rc = &sub.run_config;
     let python = &rc.environment.python;
     if let Some(script) = rc.script.as_deref().filter(|s| !s.is_empty()) {
@@ -224,7 +230,7 @@ fn command_line(sub: &ScriptSubmission, ui: &dyn SubmitUi) -> WsResult<(String, 
         let mut args = vec![script.to_string()];
         args.extend(rc.arguments.iter().cloned());
         args.extend(sub.extra_args.iter().cloned());
-        return Ok((interpreter(&python.interpreter_path), args));
+        return Ok((interpreter(sub, target)?, args));
     }
     if let Some(command) = rc.command.as_deref().filter(|c| !c.trim().is_empty()) {
         let mut line = command.to_string();
@@ -242,28 +248,23 @@ fn command_line(sub: &ScriptSubmission, ui: &dyn SubmitUi) -> WsResult<(String, 
     ))
 }
 
-/// The runconfig's interpreter; v1's default `python` falls back to `python3`
-/// on systems that only have the latter.
-fn interpreter(configured: &str) -> String {
-    let configured = if configured.trim().is_empty() {
-        "python"
-    } else {
-        configured
-    };
-    if configured == "python"
-        && find_in_path("python").is_none()
-        && find_in_path("python3").is_some()
-    {
-        return "python3".into();
+/// On this machine, `interpreterPath` resolved as v1 meant it (see
+/// `model::conda::resolve_interpreter`); other targets resolve it on the host.
+fn interpreter(sub: &ScriptSubmission, target: &str) -> WsResult<String> {
+    let python = &sub.run_config.environment.python;
+    if target != super::launchers::LOCAL_TARGET {
+        return Ok(python.interpreter_path.clone());
     }
-    configured.into()
-}
-
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
+    let project_dir = sub.project_dir.as_deref().unwrap_or(&sub.source_dir);
+    let path_var = std::env::var_os("PATH");
+    let found = sub
+        .run_config
+        .local_interpreter(project_dir, path_var.as_deref())
+        .map_err(|e| {
+            use crate::error::ExitCoded;
+            failed(e.to_string(), e.hint().as_deref())
+        })?;
+    Ok(found.program.display().to_string())
 }
 
 /// Single-quote for `/bin/sh` so a value arrives verbatim.
@@ -471,6 +472,7 @@ pub async fn submit_script(
         experiment: request.experiment.clone(),
         run_config: request.run_config.clone(),
         source_dir: request.source_dir.clone(),
+        project_dir: Some(request.project_dir.clone()),
         ..Default::default()
     };
     let ui = LogSinkUi(logs);
