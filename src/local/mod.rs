@@ -191,9 +191,7 @@ impl LocalWorkspace {
 }
 
 fn cancel_directly(store: &Store, run: &RunRecord) -> WsResult<()> {
-    if let Some(pgid) = run.child_pid {
-        process::kill_group_now(pgid as u32);
-    }
+    store.kill_script(&run.run_id).map_err(store_err)?;
     store
         .finish_run(
             &run.run_id,

@@ -55,7 +55,8 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Schema migrations, applied in order; index = version before applying.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE experiments (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     name         TEXT NOT NULL UNIQUE,
@@ -113,7 +114,11 @@ CREATE TABLE computes (
     properties   TEXT NOT NULL DEFAULT '{}',
     created_ms   INTEGER NOT NULL
 );
-"#];
+"#,
+    // v2: the script's start time, so a recorded pid is only signalled while it
+    // is still the same process.
+    "ALTER TABLE runs ADD COLUMN child_start INTEGER;",
+];
 
 /// v1 run states. The string forms are what `run show` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -504,9 +509,10 @@ impl Store {
     /// Remember the script's pid (= its process group id) so `run cancel` and the
     /// orphan reaper can reach it.
     pub fn set_child_pid(&self, run_id: &str, pid: Option<u32>) -> StoreResult<()> {
+        let start = pid.and_then(process::start_ticks).map(|t| t as i64);
         let n = self.conn.execute(
-            "UPDATE runs SET child_pid = ?2 WHERE run_id = ?1",
-            params![run_id, pid],
+            "UPDATE runs SET child_pid = ?2, child_start = ?3 WHERE run_id = ?1",
+            params![run_id, pid, start],
         )?;
         self.expect_one(n, run_id)
     }
@@ -536,6 +542,20 @@ impl Store {
             self.run(run_id)?;
         }
         Ok(n == 1)
+    }
+
+    /// SIGKILL the run's script process group if it is still the process we
+    /// started (used when no supervisor is there to stop it gracefully).
+    pub fn kill_script(&self, run_id: &str) -> StoreResult<()> {
+        let (pid, start): (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT child_pid, child_start FROM runs WHERE run_id = ?1",
+            [run_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if let Some(pid) = pid {
+            kill_orphaned_script(pid as u32, start.map(|s| s as u64));
+        }
+        Ok(())
     }
 
     /// Ask whoever supervises the run to cancel it (it polls `cancel_request`).
@@ -592,19 +612,22 @@ impl Store {
     /// Returns the ids it marked.
     pub fn reap_orphans(&self) -> StoreResult<Vec<String>> {
         let mut stmt = self.conn.prepare(
-            "SELECT run_id, supervisor_pid, supervisor_start, child_pid FROM runs \
+            "SELECT run_id, supervisor_pid, supervisor_start, child_pid, child_start FROM runs \
              WHERE status IN ('NotStarted', 'Running') AND supervisor_pid IS NOT NULL",
         )?;
-        let active: Vec<(String, i64, Option<i64>, Option<i64>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        type Active = (String, i64, Option<i64>, Option<i64>, Option<i64>);
+        let active: Vec<Active> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
             .collect::<Result<_, _>>()?;
         let mut reaped = Vec::new();
-        for (run_id, pid, start, child) in active {
+        for (run_id, pid, start, child, child_start) in active {
             if process::is_same_process_alive(pid as u32, start.map(|s| s as u64)) {
                 continue;
             }
             if let Some(child) = child {
-                process::kill_group_now(child as u32);
+                kill_orphaned_script(child as u32, child_start.map(|s| s as u64));
             }
             let end = RunEnd {
                 status: RunStatus::Failed,
@@ -801,6 +824,14 @@ impl Store {
     }
 }
 
+/// Kill the process group of a script whose supervisor died, but only while
+/// its leader is still the process we started (pids are reused).
+fn kill_orphaned_script(pgid: u32, start: Option<u64>) {
+    if start.is_some() && process::is_same_process_alive(pgid, start) {
+        process::kill_group_now(pgid);
+    }
+}
+
 /// `runs/<runId>` under a workspace root.
 pub fn run_dir(root: &Path, run_id: &str) -> PathBuf {
     root.join("runs").join(run_id)
@@ -911,6 +942,35 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.run("r1").unwrap().status, RunStatus::NotStarted);
+        let v: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_keeping_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO experiments(name, created_ms) VALUES ('old', 1); \
+                 INSERT INTO runs(run_id, experiment_id, run_type, target, status, created_ms) \
+                 VALUES ('old_1_abcdef01', 1, 'azureml.scriptrun', 'local', 'Completed', 1);",
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.run("old_1_abcdef01").unwrap().status,
+            RunStatus::Completed
+        );
+        store
+            .set_child_pid("old_1_abcdef01", Some(std::process::id()))
+            .unwrap();
         let v: i64 = store
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))

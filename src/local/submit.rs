@@ -414,8 +414,8 @@ pub fn spawn_detached_supervisor(root: &Path, run_id: &str) -> WsResult<u32> {
     let pid = child.id();
     let store = Store::open(root).map_err(store_err)?;
     store.set_supervisor(run_id, pid).map_err(store_err)?;
-    // Not waited for: it outlives us and is reparented when we exit.
-    std::mem::forget(child);
+    // Dropping a Child neither kills nor waits: the supervisor outlives us.
+    drop(child);
     Ok(pid)
 }
 
@@ -447,16 +447,18 @@ pub fn supervise_from_argv() -> Option<i32> {
     Some(code)
 }
 
-/// Turn SIGTERM into a cancellation with `reason`.
+/// Turn SIGTERM (and SIGHUP: the terminal went away) into a cancellation with `reason`.
 pub fn cancel_on_terminate(cancel: &CancelToken, reason: &'static str) {
     use tokio::signal::unix::{SignalKind, signal};
-    if let Ok(mut term) = signal(SignalKind::terminate()) {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if term.recv().await.is_some() {
-                cancel.cancel(reason);
-            }
-        });
+    for kind in [SignalKind::terminate(), SignalKind::hangup()] {
+        if let Ok(mut sig) = signal(kind) {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                if sig.recv().await.is_some() {
+                    cancel.cancel(reason);
+                }
+            });
+        }
     }
 }
 
@@ -485,7 +487,7 @@ pub async fn submit_script(
     }
     let cancel = CancelToken::new();
     let interrupted = cancel_on_interrupt(&cancel);
-    cancel_on_terminate(&cancel, "canceled: azml received SIGTERM");
+    cancel_on_terminate(&cancel, "canceled: azml received SIGTERM or SIGHUP");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let opts = ExecOptions {
         cancel,
