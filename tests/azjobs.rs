@@ -4,16 +4,15 @@
 //! with an insta snapshot.
 
 use azml::arm::environment::{self, EnvironmentPlan};
-use azml::arm::jobs::{
-    self, DataInput, DataSource, DeliveryMode, DistributionSettings, JobContext, JobSpecError,
-};
+use azml::arm::jobs::{self, JobContext, JobSpecError};
 use azml::config::AzureWorkspaceRef;
-use azml::model::hdconfig::HyperDriveConfig;
-use azml::model::runconfig::{DockerSection, Environment, PythonSection, RunConfig};
+use azml::model::hdconfig::{self, HyperDriveConfig};
+use azml::model::runconfig::{self, RunConfig};
 use azml::sweep::policy::Slack;
-use azml::sweep::{Expression, Goal, Parameter, PolicySpec, SamplingKind};
+use azml::sweep::{Expression, Parameter, PolicySpec, SamplingKind};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// The whole schema document, parsed once per test binary.
@@ -78,10 +77,33 @@ fn context(rc: &RunConfig, experiment: &str) -> JobContext {
         compute_id: jobs::compute_id(&ws, &rc.target).expect("compute target"),
         tags: BTreeMap::new(),
         properties: BTreeMap::new(),
-        data: Vec::new(),
-        distribution: DistributionSettings::default(),
         seed: None,
     }
+}
+
+fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-examples")
+}
+
+/// Load a runconfig from the shared v1 examples, the way `-c` does.
+fn load_rc(rel: &str) -> RunConfig {
+    let mut warnings = Vec::new();
+    runconfig::load(&examples_dir().join(rel), &mut warnings)
+        .unwrap_or_else(|e| panic!("{rel} loads: {e}"))
+}
+
+fn load_hd(rel: &str) -> HyperDriveConfig {
+    let mut warnings = Vec::new();
+    hdconfig::load(&examples_dir().join(rel), &mut warnings)
+        .unwrap_or_else(|e| panic!("{rel} loads: {e}"))
+}
+
+/// What `--ct cpu-cluster` does to a runconfig whose target is `local`.
+fn on_cluster(mut rc: RunConfig) -> RunConfig {
+    if rc.target.eq_ignore_ascii_case("local") {
+        rc.target = "cpu-cluster".into();
+    }
+    rc
 }
 
 fn env_vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -91,94 +113,94 @@ fn env_vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `csiebler-train-aml.runconfig` and `csiebler-hyperdrive.runconfig` (same shape).
-fn csiebler_runconfig(conda: &str) -> RunConfig {
-    RunConfig {
-        source_file: None,
-        script: Some("train.py".into()),
-        arguments: vec!["--data-path".into(), "/data".into()],
-        command: None,
-        target: "cpu-cluster".into(),
-        framework: "Python".into(),
-        communicator: "None".into(),
-        node_count: 1,
-        max_run_duration_seconds: None,
-        environment_variables: BTreeMap::new(),
-        environment: Environment {
-            name: None,
-            version: None,
-            environment_variables: env_vars(&[("EXAMPLE_ENV_VAR", "EXAMPLE_VALUE")]),
-            python: PythonSection {
-                interpreter_path: "python".into(),
-                user_managed_dependencies: false,
-                conda_dependencies_file: Some(conda.into()),
-                ..PythonSection::default()
-            },
-            docker: DockerSection {
-                enabled: true,
-                base_image: Some(
-                    "mcr.microsoft.com/azureml/base:intelmpi2018.3-ubuntu16.04".into(),
-                ),
-                base_dockerfile: None,
-                ..DockerSection::default()
-            },
-            ..Environment::default()
-        },
-        ..RunConfig::default()
-    }
-}
+/// Runconfigs from the examples that Azure ML v2 can run, by snapshot name.
+const TRANSLATABLE: &[(&str, &str)] = &[
+    ("csiebler_train_aml", "csiebler-train-aml.runconfig"),
+    ("csiebler_hyperdrive", "csiebler-hyperdrive.runconfig"),
+    ("mlops_local", "mlops-cli-train-deploy-local.runconfig"),
+    (
+        "generated_local",
+        "generated-azureml-core-1.57.0/.azureml/local",
+    ),
+    (
+        "generated_docker",
+        "generated-azureml-core-1.57.0/.azureml/docker",
+    ),
+];
 
-fn dataset_input(name: &str, dataset: &str, version: &str) -> DataInput {
-    DataInput {
-        name: name.into(),
-        field: format!("data.{name}"),
-        source: DataSource::Dataset {
-            name: dataset.into(),
-            version: Some(version.into()),
-        },
-        mode: DeliveryMode::Download,
-        env_var: Some(name.into()),
-        path_on_compute: Some("/data".into()),
-    }
-}
+/// Runconfigs from the examples v2 cannot express, and the field the error must name.
+const REFUSED: &[(&str, &str)] = &[
+    ("mlops-imagenet-docker.runconfig", "framework"),
+    (
+        "mlops-cli-train-deploy-mnist.runconfig",
+        "data.mnist.dataLocation.dataset.id",
+    ),
+];
 
-/// `csiebler-hyperdrive_config.hdconfig.yml`.
-fn csiebler_hdconfig() -> HyperDriveConfig {
-    HyperDriveConfig {
-        source_file: None,
-        sampling: SamplingKind::Random,
-        parameter_space: vec![Parameter {
-            name: "--c".into(),
-            expression: Expression::Choice(vec![json!(0.5), json!(1), json!(1.5)]),
-        }],
-        policy: PolicySpec::Bandit {
-            evaluation_interval: 1,
-            delay_evaluation: 0,
-            slack: Slack::Factor(0.2),
-        },
-        primary_metric_name: "Test accuracy".into(),
-        primary_metric_goal: Goal::Maximize,
-        max_total_runs: 8,
-        max_concurrent_runs: 1,
-        max_duration_minutes: 60,
-    }
-}
+const HDCONFIGS: &[(&str, &str)] = &[
+    ("csiebler", "csiebler-hyperdrive_config.hdconfig.yml"),
+    ("azure_docs", "azure-docs-hdconfig.yml"),
+];
 
 fn job_model() -> String {
     request_model("Jobs_CreateOrUpdate")
 }
 
+/// The runconfig with a script when the file has none (the CLI supplies it).
+fn with_script(mut rc: RunConfig) -> RunConfig {
+    if rc.script.as_deref().unwrap_or_default().is_empty()
+        && rc.command.as_deref().unwrap_or_default().is_empty()
+    {
+        rc.script = Some("train.py".into());
+    }
+    rc
+}
+
 #[test]
-fn train_aml_runconfig_becomes_a_schema_valid_command_job() {
-    let rc = csiebler_runconfig("config/conda.yml");
-    let mut ctx = context(&rc, "cli-training");
-    ctx.data = vec![dataset_input(
-        "training_dataset",
-        "cli-training-tutorial",
-        "1",
-    )];
-    let job = jobs::command_job(&rc, &ctx).expect("translates");
-    assert_schema_valid(&job_model(), &job.body);
+fn every_example_runconfig_becomes_a_schema_valid_command_job() {
+    for (name, file) in TRANSLATABLE {
+        let rc = with_script(on_cluster(load_rc(file)));
+        let job = jobs::command_job(&rc, &context(&rc, "examples"))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_schema_valid(&job_model(), &job.body);
+        insta::assert_json_snapshot!(format!("command_job_{name}"), job.body);
+    }
+}
+
+#[test]
+fn every_example_runconfig_and_hdconfig_pair_becomes_a_schema_valid_sweep_job() {
+    for (rc_name, rc_file) in TRANSLATABLE {
+        for (hd_name, hd_file) in HDCONFIGS {
+            let rc = with_script(on_cluster(load_rc(rc_file)));
+            let hd = load_hd(hd_file);
+            let mut ctx = context(&rc, "sweeps");
+            ctx.seed = Some(7);
+            let job = jobs::sweep_job(&rc, &hd, &ctx)
+                .unwrap_or_else(|e| panic!("{rc_file} + {hd_file}: {e}"));
+            assert_schema_valid(&job_model(), &job.body);
+            insta::assert_json_snapshot!(format!("sweep_job_{rc_name}__{hd_name}"), job.body);
+        }
+    }
+}
+
+#[test]
+fn example_runconfigs_v2_cannot_run_are_errors_naming_the_field() {
+    for (file, field) in REFUSED {
+        let rc = with_script(on_cluster(load_rc(file)));
+        let err = jobs::command_job(&rc, &context(&rc, "x"))
+            .err()
+            .unwrap_or_else(|| panic!("{file} should be refused"));
+        assert!(err.to_string().contains(field), "{file}: {err}");
+        let (code, hint) = azml::error::exit_code_of(&anyhow::Error::new(err));
+        assert_eq!(code, 1);
+        assert!(hint.is_some(), "{file}: the error carries a hint");
+    }
+}
+
+#[test]
+fn train_aml_dataset_argument_becomes_the_input_path() {
+    let rc = load_rc("csiebler-train-aml.runconfig");
+    let job = jobs::command_job(&rc, &context(&rc, "cli-training")).expect("translates");
     let props = &job.body["properties"];
     assert_eq!(
         props["command"],
@@ -188,21 +210,19 @@ fn train_aml_runconfig_becomes_a_schema_valid_command_job() {
         props["inputs"]["training_dataset"]["uri"],
         "azureml:cli-training-tutorial:1"
     );
-    assert_eq!(job.warnings.len(), 1, "pathOnCompute rewrite is announced");
-    insta::assert_json_snapshot!("command_job_csiebler_train_aml", job.body);
+    assert_eq!(props["inputs"]["training_dataset"]["mode"], "Download");
+    assert_eq!(
+        job.warnings.len(),
+        1,
+        "the pathOnCompute rewrite is announced"
+    );
 }
 
 #[test]
-fn hyperdrive_pair_becomes_a_schema_valid_sweep_job() {
-    let rc = csiebler_runconfig("conda.yml");
-    let mut ctx = context(&rc, "hyperdrive-test");
-    ctx.data = vec![dataset_input(
-        "training_dataset",
-        "german-credit-train-tutorial",
-        "1",
-    )];
-    let job = jobs::sweep_job(&rc, &csiebler_hdconfig(), &ctx).expect("translates");
-    assert_schema_valid(&job_model(), &job.body);
+fn hyperdrive_pair_appends_one_search_space_reference_per_parameter() {
+    let rc = load_rc("csiebler-hyperdrive.runconfig");
+    let hd = load_hd("csiebler-hyperdrive_config.hdconfig.yml");
+    let job = jobs::sweep_job(&rc, &hd, &context(&rc, "hyperdrive-test")).expect("translates");
     let props = &job.body["properties"];
     assert_eq!(
         props["trial"]["command"],
@@ -213,30 +233,16 @@ fn hyperdrive_pair_becomes_a_schema_valid_sweep_job() {
         json!({"c": ["choice", [[0.5, 1, 1.5]]]})
     );
     assert_eq!(props["limits"]["timeout"], "PT1H");
-    insta::assert_json_snapshot!("sweep_job_csiebler_hyperdrive", job.body);
-}
-
-#[test]
-fn azure_docs_hdconfig_template_becomes_a_schema_valid_sweep_job() {
-    let mut rc = csiebler_runconfig("conda.yml");
-    rc.arguments.clear();
-    rc.max_run_duration_seconds = Some(1800);
-    let mut hd = csiebler_hdconfig();
-    hd.parameter_space[0].name = "--penalty".into();
-    hd.primary_metric_name = "Accuracy".into();
-    hd.max_concurrent_runs = 2;
-    hd.max_duration_minutes = 100;
-    let job = jobs::sweep_job(&rc, &hd, &context(&rc, "docs")).expect("translates");
-    assert_schema_valid(&job_model(), &job.body);
-    let limits = &job.body["properties"]["limits"];
-    assert_eq!(limits["timeout"], "PT1H40M");
-    assert_eq!(limits["trialTimeout"], "PT30M");
-    insta::assert_json_snapshot!("sweep_job_azure_docs_template", job.body);
+    assert_eq!(props["limits"]["maxTotalTrials"], 8);
+    assert_eq!(
+        props["earlyTermination"],
+        json!({"policyType": "Bandit", "evaluationInterval": 1, "delayEvaluation": 0, "slackFactor": 0.2})
+    );
 }
 
 #[test]
 fn every_search_space_expression_and_policy_is_schema_valid() {
-    let rc = csiebler_runconfig("conda.yml");
+    let rc = load_rc("csiebler-hyperdrive.runconfig");
     let expressions = [
         Expression::RandInt { upper: 10 },
         Expression::Uniform { min: 0.0, max: 1.0 },
@@ -291,7 +297,7 @@ fn every_search_space_expression_and_policy_is_schema_valid() {
         },
         PolicySpec::NoTermination,
     ];
-    let mut hd = csiebler_hdconfig();
+    let mut hd = load_hd("csiebler-hyperdrive_config.hdconfig.yml");
     hd.parameter_space = expressions
         .iter()
         .enumerate()
@@ -300,31 +306,29 @@ fn every_search_space_expression_and_policy_is_schema_valid() {
             expression: e.clone(),
         })
         .collect();
-    let mut bodies = Vec::new();
+    let mut policies_seen = Vec::new();
     for policy in policies {
         hd.policy = policy;
         let mut ctx = context(&rc, "all");
         ctx.seed = Some(42);
         let job = jobs::sweep_job(&rc, &hd, &ctx).expect("translates");
         assert_schema_valid(&job_model(), &job.body);
-        bodies.push(json!({
-            "earlyTermination": job.body["properties"]["earlyTermination"],
-        }));
-        if bodies.len() == 1 {
+        if policies_seen.is_empty() {
             insta::assert_json_snapshot!(
                 "sweep_search_space_all_expressions",
                 job.body["properties"]["searchSpace"]
             );
         }
+        policies_seen.push(json!({"earlyTermination": job.body["properties"]["earlyTermination"]}));
     }
-    insta::assert_json_snapshot!("sweep_policies", bodies);
+    insta::assert_json_snapshot!("sweep_policies", policies_seen);
 }
 
 #[test]
 fn grid_and_bayesian_sampling_are_schema_valid() {
-    let rc = csiebler_runconfig("conda.yml");
+    let rc = load_rc("csiebler-hyperdrive.runconfig");
     for sampling in [SamplingKind::Grid, SamplingKind::Bayesian] {
-        let mut hd = csiebler_hdconfig();
+        let mut hd = load_hd("azure-docs-hdconfig.yml");
         hd.sampling = sampling;
         hd.policy = PolicySpec::NoTermination;
         let job = jobs::sweep_job(&rc, &hd, &context(&rc, "s")).expect("translates");
@@ -358,18 +362,15 @@ fn distributed_frameworks_map_to_v2_distributions() {
         ),
     ];
     for (framework, communicator, expected) in cases {
-        let mut rc = csiebler_runconfig("conda.yml");
+        let mut rc = load_rc("csiebler-hyperdrive.runconfig");
         rc.framework = framework.into();
         rc.communicator = communicator.into();
         rc.node_count = 2;
-        let mut ctx = context(&rc, "dist");
-        ctx.distribution = DistributionSettings {
-            mpi_process_count_per_node: Some(2),
-            pytorch_process_count: Some(8),
-            tensorflow_worker_count: Some(3),
-            tensorflow_parameter_server_count: Some(1),
-        };
-        let job = jobs::command_job(&rc, &ctx).expect("translates");
+        rc.mpi.process_count_per_node = 2;
+        rc.pytorch.process_count = Some(8);
+        rc.tensorflow.worker_count = 3;
+        rc.tensorflow.parameter_server_count = 1;
+        let job = jobs::command_job(&rc, &context(&rc, "dist")).expect("translates");
         assert_schema_valid(&job_model(), &job.body);
         assert_eq!(
             job.body["properties"]["distribution"], expected,
@@ -380,81 +381,46 @@ fn distributed_frameworks_map_to_v2_distributions() {
 }
 
 #[test]
-fn pyspark_framework_is_an_error_naming_the_field() {
-    // mlops-imagenet-docker.runconfig
-    let mut rc = csiebler_runconfig("conda.yml");
-    rc.framework = "PySpark".into();
+fn spark_and_databricks_content_is_an_error_naming_the_section() {
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
+    rc.environment.databricks.pypi_libraries = vec![json!({"package": "x"})];
     let err = jobs::command_job(&rc, &context(&rc, "x")).unwrap_err();
-    assert!(matches!(err, JobSpecError::Unsupported { ref field, .. } if field == "framework"));
-    assert!(err.to_string().contains("PySpark"), "{err}");
+    assert!(
+        matches!(err, JobSpecError::Unsupported { ref field, .. } if field == "environment.databricks")
+    );
+    let rc = with_script(on_cluster(load_rc("mlops-imagenet-docker.runconfig")));
+    let mut rc = rc;
+    rc.framework = "Python".into();
+    let err = jobs::command_job(&rc, &context(&rc, "x")).unwrap_err();
+    assert!(err.to_string().contains("environment.spark"), "{err}");
 }
 
 #[test]
-fn dataset_consumed_by_id_is_an_error_naming_the_field() {
-    // mlops-cli-train-deploy-mnist.runconfig: `DatasetConsumptionConfig:mnist` with dataset.id only.
-    let mut rc = csiebler_runconfig("conda.yml");
+fn dataset_consumption_argument_and_datastore_references_are_rewritten() {
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
+    rc.data.clear();
     rc.arguments = vec![
-        "--data-folder".into(),
-        "DatasetConsumptionConfig:mnist".into(),
-    ];
-    let mut ctx = context(&rc, "mnist");
-    ctx.data = vec![DataInput {
-        name: "mnist".into(),
-        field: "data.mnist".into(),
-        source: DataSource::DatasetId("ed4b4117-8eec-4a5f-afb6-481bd5ef0017".into()),
-        mode: DeliveryMode::Mount,
-        env_var: Some("mnist".into()),
-        path_on_compute: None,
-    }];
-    let err = jobs::command_job(&rc, &ctx).unwrap_err().to_string();
-    assert!(err.contains("data.mnist.dataLocation.dataset.id"), "{err}");
-}
-
-#[test]
-fn dataset_consumption_argument_and_datastore_reference_are_rewritten() {
-    let mut rc = csiebler_runconfig("conda.yml");
-    rc.arguments = vec![
-        "--data-folder".into(),
-        "DatasetConsumptionConfig:mnist".into(),
         "--raw=$AZUREML_DATAREFERENCE_raw".into(),
+        "--out".into(),
+        "$AZUREML_DATAREFERENCE_results".into(),
     ];
-    let mut ctx = context(&rc, "mnist");
-    ctx.data = vec![
-        DataInput {
-            name: "mnist".into(),
-            field: "data.mnist".into(),
-            source: DataSource::Dataset {
-                name: "mnist".into(),
-                version: None,
-            },
-            mode: DeliveryMode::Mount,
-            env_var: None,
-            path_on_compute: None,
-        },
-        DataInput {
-            name: "raw".into(),
-            field: "dataReferences.raw".into(),
-            source: DataSource::Datastore {
-                datastore: "workspaceblobstore".into(),
-                path: "/raw/images".into(),
-            },
-            mode: DeliveryMode::Download,
-            env_var: None,
-            path_on_compute: None,
-        },
-    ];
-    let job = jobs::command_job(&rc, &ctx).expect("translates");
+    let text = "script: train.py\nenvironment: {}\ndataReferences:\n  raw:\n    dataStoreName: workspaceblobstore\n    mode: download\n    pathOnDataStore: /raw/images\n  results:\n    dataStoreName: workspaceblobstore\n    mode: upload\n    pathOnDataStore: results/run1\n";
+    let mut warnings = Vec::new();
+    let parsed = runconfig::parse_str(text, std::path::Path::new("refs.runconfig"), &mut warnings)
+        .expect("parses");
+    rc.data_references = parsed.data_references;
+    let job = jobs::command_job(&rc, &context(&rc, "refs")).expect("translates");
     assert_schema_valid(&job_model(), &job.body);
     let props = &job.body["properties"];
     assert_eq!(
         props["command"],
-        "python train.py --data-folder ${{inputs.mnist}} --raw=${{inputs.raw}}"
+        "python train.py --raw=${{inputs.raw}} --out ${{outputs.results}}"
     );
     assert_eq!(
-        props["inputs"]["raw"]["uri"],
-        "azureml://datastores/workspaceblobstore/paths/raw/images"
+        props["inputs"]["raw"],
+        json!({"jobInputType": "uri_folder", "uri": "azureml://datastores/workspaceblobstore/paths/raw/images", "mode": "Download"})
     );
-    assert_eq!(props["inputs"]["mnist"]["mode"], "ReadOnlyMount");
+    assert_eq!(props["outputs"]["results"]["mode"], "Upload");
 }
 
 #[test]
@@ -465,7 +431,8 @@ fn local_target_on_azure_is_an_error_with_a_hint() {
 
 #[test]
 fn arguments_with_spaces_and_quotes_reach_the_script_unchanged() {
-    let mut rc = csiebler_runconfig("conda.yml");
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
+    rc.data.clear();
     rc.arguments = vec!["--name".into(), "my model's run".into(), "$HOME".into()];
     let job = jobs::command_job(&rc, &context(&rc, "q")).expect("translates");
     assert_eq!(
@@ -476,7 +443,7 @@ fn arguments_with_spaces_and_quotes_reach_the_script_unchanged() {
 
 #[test]
 fn top_level_environment_variables_win_over_the_environment_section() {
-    let mut rc = csiebler_runconfig("conda.yml");
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
     rc.environment_variables = env_vars(&[("EXAMPLE_ENV_VAR", "top"), ("OTHER", "1")]);
     let job = jobs::command_job(&rc, &context(&rc, "e")).expect("translates");
     assert_eq!(
@@ -486,20 +453,24 @@ fn top_level_environment_variables_win_over_the_environment_section() {
 }
 
 #[test]
-fn max_run_duration_becomes_the_command_job_timeout() {
-    let mut rc = csiebler_runconfig("conda.yml");
+fn max_run_duration_becomes_the_command_timeout_and_the_trial_timeout() {
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
     rc.max_run_duration_seconds = Some(7200);
     let job = jobs::command_job(&rc, &context(&rc, "t")).expect("translates");
     assert_eq!(
         job.body["properties"]["limits"],
         json!({"jobLimitsType": "Command", "timeout": "PT2H"})
     );
+    let hd = load_hd("azure-docs-hdconfig.yml");
+    let job = jobs::sweep_job(&rc, &hd, &context(&rc, "t")).expect("translates");
+    assert_eq!(job.body["properties"]["limits"]["trialTimeout"], "PT2H");
+    assert_eq!(job.body["properties"]["limits"]["timeout"], "PT1H40M");
 }
 
 #[test]
 fn search_space_keys_that_collide_are_an_error() {
-    let rc = csiebler_runconfig("conda.yml");
-    let mut hd = csiebler_hdconfig();
+    let rc = load_rc("csiebler-hyperdrive.runconfig");
+    let mut hd = load_hd("csiebler-hyperdrive_config.hdconfig.yml");
     hd.parameter_space.push(Parameter {
         name: "-c".into(),
         expression: Expression::Choice(vec![json!(1)]),
@@ -510,29 +481,30 @@ fn search_space_keys_that_collide_are_an_error() {
 
 #[test]
 fn anonymous_environment_body_is_a_schema_valid_environment_version() {
-    let rc = csiebler_runconfig("conda.yml");
-    let conda = "name: project_environment\ndependencies:\n  - python=3.10\n";
-    let plan = environment::plan(&rc.environment, Some(conda)).expect("plans");
-    let EnvironmentPlan::Anonymous(anon) = plan else {
+    let rc = load_rc("generated-azureml-core-1.57.0/.azureml/docker");
+    let conda_path =
+        examples_dir().join("generated-azureml-core-1.57.0/.azureml/conda_dependencies.yml");
+    let conda = std::fs::read_to_string(conda_path).expect("conda file");
+    let plan = environment::plan(&rc.environment, Some(&conda)).expect("plans");
+    // `name: default-environment` without a version is an inline definition, not a reference.
+    let EnvironmentPlan::Anonymous(fallback) = plan else {
         panic!("expected an anonymous environment, got {plan:?}");
     };
     assert_schema_valid(
         &request_model("EnvironmentVersions_CreateOrUpdate"),
-        &anon.body,
+        &fallback.body,
     );
-    assert_eq!(anon.name, "CliV2AnonymousEnvironment");
+    assert_eq!(fallback.name, "CliV2AnonymousEnvironment");
     insta::assert_json_snapshot!(
-        "environment_anonymous_csiebler",
-        json!({
-            "name": anon.name, "version": anon.version, "body": anon.body
-        })
+        "environment_anonymous_generated_docker",
+        json!({"name": fallback.name, "version": fallback.version, "body": fallback.body})
     );
 }
 
 #[test]
 fn schema_check_rejects_what_the_service_would_reject() {
     // Guards the guard: an unknown key or a missing environmentId must fail validation.
-    let rc = csiebler_runconfig("conda.yml");
+    let rc = load_rc("csiebler-hyperdrive.runconfig");
     let mut job = jobs::command_job(&rc, &context(&rc, "g"))
         .expect("translates")
         .body;

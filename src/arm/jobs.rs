@@ -100,6 +100,17 @@ pub struct DistributionSettings {
     pub tensorflow_parameter_server_count: Option<u32>,
 }
 
+impl DistributionSettings {
+    pub fn from_run_config(rc: &RunConfig) -> Self {
+        DistributionSettings {
+            mpi_process_count_per_node: Some(rc.mpi.process_count_per_node),
+            pytorch_process_count: rc.pytorch.process_count,
+            tensorflow_worker_count: Some(rc.tensorflow.worker_count),
+            tensorflow_parameter_server_count: Some(rc.tensorflow.parameter_server_count),
+        }
+    }
+}
+
 /// Everything the caller resolved that the job body refers to.
 #[derive(Debug, Clone, Default)]
 pub struct JobContext {
@@ -115,8 +126,6 @@ pub struct JobContext {
     pub tags: BTreeMap<String, String>,
     /// Job properties (git provenance as the SDK sets it, …).
     pub properties: BTreeMap<String, String>,
-    pub data: Vec<DataInput>,
-    pub distribution: DistributionSettings,
     /// `--seed` of submit-hyperdrive (Random sampling only).
     pub seed: Option<u64>,
 }
@@ -190,7 +199,7 @@ pub fn iso8601_duration(total_seconds: u64) -> String {
 pub fn command_job(rc: &RunConfig, ctx: &JobContext) -> SpecResult<JobBody> {
     let mut warnings = Vec::new();
     let pieces = trial_pieces(rc, ctx, &mut warnings)?;
-    let mut props = job_common(ctx, "Command");
+    let mut props = job_common(rc, ctx, "Command");
     props.insert("command".into(), json!(pieces.command));
     merge_trial(&mut props, pieces.trial);
     if let Some(seconds) = rc.max_run_duration_seconds {
@@ -221,7 +230,7 @@ pub fn sweep_job(rc: &RunConfig, hd: &HyperDriveConfig, ctx: &JobContext) -> Spe
     let mut trial = pieces.trial;
     trial.insert("command".into(), json!(command));
 
-    let mut props = job_common(ctx, "Sweep");
+    let mut props = job_common(rc, ctx, "Sweep");
     props.insert("trial".into(), Value::Object(trial));
     props.insert("searchSpace".into(), space.encoded);
     props.insert("samplingAlgorithm".into(), sampling(hd.sampling, ctx.seed));
@@ -255,24 +264,26 @@ fn trial_pieces(
     warnings: &mut Vec<String>,
 ) -> SpecResult<TrialPieces> {
     reject_framework(rc)?;
-    let (inputs, outputs, rewrites) = data_bindings(&ctx.data, warnings)?;
+    reject_inexpressible(rc)?;
+    let (data, outputs, output_rewrites) = data_inputs(rc)?;
+    let (inputs, mut rewrites) = data_bindings(&data, warnings)?;
+    rewrites.extend(output_rewrites);
     let command = base_command(rc, &rewrites, warnings)?;
     let mut trial = Map::new();
     if let Some(code) = &ctx.code_id {
         trial.insert("codeId".into(), json!(code));
     }
     trial.insert("environmentId".into(), json!(ctx.environment_id));
-    let env_vars = merged_env_vars(rc);
+    let env_vars = rc.merged_environment_variables();
     if !env_vars.is_empty() {
         trial.insert("environmentVariables".into(), json!(env_vars));
     }
-    if let Some(distribution) = distribution(rc, &ctx.distribution)? {
+    let settings = DistributionSettings::from_run_config(rc);
+    if let Some(distribution) = distribution(rc, &settings)? {
         trial.insert("distribution".into(), distribution);
     }
-    trial.insert(
-        "resources".into(),
-        json!({"instanceCount": rc.node_count.max(1)}),
-    );
+
+    trial.insert("resources".into(), resources(rc));
     Ok(TrialPieces {
         command,
         trial,
@@ -281,9 +292,12 @@ fn trial_pieces(
     })
 }
 
-/// Keys every job kind carries (jobType, names, compute, tags, properties).
-fn job_common(ctx: &JobContext, job_type: &str) -> Map<String, Value> {
+/// Keys every job kind carries (jobType, names, compute, identity, tags, properties).
+fn job_common(rc: &RunConfig, ctx: &JobContext, job_type: &str) -> Map<String, Value> {
     let mut props = Map::new();
+    if rc.credential_passthrough {
+        props.insert("identity".into(), json!({"identityType": "UserIdentity"}));
+    }
     props.insert("jobType".into(), json!(job_type));
     props.insert("experimentName".into(), json!(ctx.experiment));
     props.insert(
@@ -392,11 +406,207 @@ fn distribution(rc: &RunConfig, settings: &DistributionSettings) -> SpecResult<O
     Ok(value)
 }
 
-/// environment.environmentVariables, then the top-level ones (which win, as in v1).
-fn merged_env_vars(rc: &RunConfig) -> BTreeMap<String, String> {
-    let mut vars = rc.environment.environment_variables.clone();
-    vars.extend(rc.environment_variables.clone());
-    vars
+/// `resources`: node count, and the docker/kubernetes settings v2 keeps there.
+fn resources(rc: &RunConfig) -> Value {
+    let mut resources = json!({"instanceCount": rc.node_count.max(1)});
+    let docker = &rc.environment.docker;
+    let shm = docker.shm_size.as_deref().or(rc.docker.shm_size.as_deref());
+    if let Some(shm) = shm.filter(|s| !s.is_empty()) {
+        resources["shmSize"] = json!(shm);
+    }
+    let mut args = docker.arguments.clone();
+    args.extend(rc.docker.arguments.iter().cloned());
+    if !args.is_empty() {
+        resources["dockerArgsList"] = json!(args);
+    }
+    if let Some(instance_type) = rc
+        .kubernetes_compute
+        .instance_type
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        resources["instanceType"] = json!(instance_type);
+    }
+    resources
+}
+
+/// Runconfig sections with content that v2 jobs have no place for.
+fn reject_inexpressible(rc: &RunConfig) -> SpecResult<()> {
+    let unsupported = |field: &str, value: String, hint: &str| {
+        Err(JobSpecError::Unsupported {
+            field: field.into(),
+            value,
+            hint: hint.into(),
+        })
+    };
+    let spark = &rc.environment.spark;
+    if !spark.packages.is_empty() || !spark.repositories.is_empty() {
+        return unsupported(
+            "environment.spark",
+            format!("{} packages", spark.packages.len()),
+            "Spark packages need a v2 Spark job; remove the section for a Python job",
+        );
+    }
+    let databricks = &rc.environment.databricks;
+    let libraries = databricks.maven_libraries.len()
+        + databricks.pypi_libraries.len()
+        + databricks.rcran_libraries.len()
+        + databricks.jar_libraries.len()
+        + databricks.egg_libraries.len();
+    if libraries > 0 {
+        return unsupported(
+            "environment.databricks",
+            format!("{libraries} libraries"),
+            "Databricks computes are not job targets in v2",
+        );
+    }
+    if rc.environment.r.as_ref().is_some_and(|r| !r.is_null()) {
+        return unsupported(
+            "environment.r",
+            "R section".into(),
+            "v2 environments are docker images + conda: install R in the image",
+        );
+    }
+    if let Some(vm) = rc.amlcompute.vm_size.as_deref().filter(|v| !v.is_empty()) {
+        return unsupported(
+            "amlcompute.vmSize",
+            vm.into(),
+            "v2 has no run-scoped clusters: create one (`azml computetarget create amlcompute`) and pass `--ct`",
+        );
+    }
+    if !rc.datacaches.is_empty() {
+        return unsupported(
+            "datacaches",
+            format!("{} entries", rc.datacaches.len()),
+            "remove datacaches; v2 mounts inputs directly",
+        );
+    }
+    if let Some((name, _)) = rc.output_data.iter().next() {
+        return unsupported(
+            &format!("outputData.{name}"),
+            "output dataset".into(),
+            "use a dataReferences entry with mode: upload (it becomes a v2 job output)",
+        );
+    }
+    let registry = &rc.environment.docker.base_image_registry;
+    if registry.username.as_deref().is_some_and(|u| !u.is_empty()) || registry.password.is_some() {
+        return unsupported(
+            "environment.docker.baseImageRegistry",
+            registry.address.clone().unwrap_or_default(),
+            "v2 pulls private images through the workspace's registry connection; \
+             push the image to the workspace ACR or register the environment",
+        );
+    }
+    Ok(())
+}
+
+/// v1 `data` and `dataReferences` as inputs; upload references as outputs.
+fn data_inputs(rc: &RunConfig) -> SpecResult<(Vec<DataInput>, Map<String, Value>, Rewrites)> {
+    let mut inputs = Vec::new();
+    for (name, spec) in &rc.data {
+        inputs.push(data_entry(name, spec)?);
+    }
+    let mut outputs = Map::new();
+    let mut rewrites = Vec::new();
+    for (name, reference) in &rc.data_references {
+        let field = format!("dataReferences.{name}");
+        let datastore = reference
+            .data_store_name
+            .clone()
+            .unwrap_or_else(|| "workspaceblobstore".into());
+        let path = reference.path_on_data_store.clone().unwrap_or_default();
+        let mode = reference.mode.to_ascii_lowercase();
+        if mode == "upload" {
+            let uri = format!(
+                "azureml://datastores/{datastore}/paths/{}",
+                path.trim_start_matches('/')
+            );
+            outputs.insert(
+                name.clone(),
+                json!({"jobOutputType": "uri_folder", "uri": uri, "mode": "Upload"}),
+            );
+            rewrites.push((
+                format!("$AZUREML_DATAREFERENCE_{name}"),
+                format!("${{{{outputs.{name}}}}}"),
+            ));
+            continue;
+        }
+        inputs.push(DataInput {
+            name: name.clone(),
+            source: DataSource::Datastore { datastore, path },
+            mode: delivery_mode(&field, &mode)?,
+            env_var: None,
+            path_on_compute: reference.path_on_compute.clone(),
+            field,
+        });
+    }
+    Ok((inputs, outputs, rewrites))
+}
+
+fn data_entry(name: &str, spec: &crate::model::runconfig::DataSpec) -> SpecResult<DataInput> {
+    let field = format!("data.{name}");
+    let location = &spec.data_location;
+    let source = if let Some(dataset) = &location.dataset {
+        match (&dataset.name, &dataset.id) {
+            (Some(dataset_name), _) => DataSource::Dataset {
+                name: dataset_name.clone(),
+                version: dataset
+                    .version
+                    .clone()
+                    .filter(|v| !v.is_empty() && v != "latest"),
+            },
+            (None, Some(id)) => DataSource::DatasetId(id.clone()),
+            (None, None) => {
+                return Err(JobSpecError::Invalid {
+                    message: format!("{field}.dataLocation.dataset has neither name nor id"),
+                    hint: Some("name the registered dataset (and version)".into()),
+                });
+            }
+        }
+    } else if let Some(path) = &location.datapath {
+        DataSource::Datastore {
+            datastore: path
+                .datastore_name
+                .clone()
+                .unwrap_or_else(|| "workspaceblobstore".into()),
+            path: path.relative_path.clone().unwrap_or_default(),
+        }
+    } else {
+        return Err(JobSpecError::Unsupported {
+            field: format!("{field}.dataLocation"),
+            value: location
+                .uri
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            hint: "give a dataset (name + version) or a datapath (datastoreName + relativePath)"
+                .into(),
+        });
+    };
+    Ok(DataInput {
+        name: name.to_string(),
+        source,
+        mode: delivery_mode(
+            &format!("{field}.mechanism"),
+            &spec.mechanism.to_ascii_lowercase(),
+        )?,
+        env_var: Some(spec.environment_variable_name.clone()),
+        path_on_compute: spec.path_on_compute.clone(),
+        field,
+    })
+}
+
+fn delivery_mode(field: &str, mode: &str) -> SpecResult<DeliveryMode> {
+    match mode {
+        "mount" | "" => Ok(DeliveryMode::Mount),
+        "download" => Ok(DeliveryMode::Download),
+        "direct" => Ok(DeliveryMode::Direct),
+        other => Err(JobSpecError::Unsupported {
+            field: field.into(),
+            value: other.into(),
+            hint: "v2 inputs are mounted, downloaded or passed directly".into(),
+        }),
+    }
 }
 
 /// Text in v1 arguments that means a data input, and what replaces it.
@@ -406,9 +616,8 @@ type Rewrites = Vec<(String, String)>;
 fn data_bindings(
     data: &[DataInput],
     warnings: &mut Vec<String>,
-) -> SpecResult<(Map<String, Value>, Map<String, Value>, Rewrites)> {
+) -> SpecResult<(Map<String, Value>, Rewrites)> {
     let mut inputs = Map::new();
-    let outputs = Map::new();
     let mut rewrites = Vec::new();
     for entry in data {
         check_input_name(entry)?;
@@ -459,7 +668,7 @@ fn data_bindings(
             rewrites.push((format!("\0exact:{path}"), placeholder));
         }
     }
-    Ok((inputs, outputs, rewrites))
+    Ok((inputs, rewrites))
 }
 
 fn check_input_name(entry: &DataInput) -> SpecResult<()> {
