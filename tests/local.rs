@@ -611,3 +611,46 @@ fn a_missing_interpreter_fails_before_any_run_is_created() {
     assert!(stderr.contains("hint:"), "{stderr}");
     assert_eq!(p.json(&["run", "list"]), json!([]));
 }
+
+#[test]
+fn nested_mlflow_runs_become_child_runs_and_search_and_history_work() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "nested.py",
+        r#"
+import mlflow
+from mlflow.tracking import MlflowClient
+mlflow.log_metric("outer", 1.0)
+mlflow.log_metric("outer", 2.0)
+with mlflow.start_run(nested=True, run_name="child-a"):
+    mlflow.log_metric("inner", 2.0)
+    mlflow.log_params({"a": 1, "b": "x"})
+run_id = mlflow.active_run().info.run_id
+print("history", [m.value for m in MlflowClient().get_metric_history(run_id, "outer")])
+found = mlflow.search_runs(filter_string="metrics.inner > 1", output_format="list")
+print("search", [r.info.run_name for r in found])
+mlflow.log_metric("not_a_number", float("nan"))
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "nest", "nested.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    assert!(logs.contains("history [1.0, 2.0]"), "{logs}");
+    assert!(logs.contains("search ['child-a']"), "{logs}");
+    let parent = submit_json(&out);
+    let parent_id = parent["runId"].as_str().unwrap();
+    assert_eq!(p.show(parent_id)["metrics"]["not_a_number"], "NaN");
+    let children = p.json(&["run", "list", "--parent-run-id", parent_id]);
+    assert_eq!(children.as_array().unwrap().len(), 1, "{children}");
+    let child = p.show(children[0]["runId"].as_str().unwrap());
+    assert_eq!(child["displayName"], "child-a");
+    assert_eq!(child["runType"], "mlflow");
+    assert_eq!(child["status"], "Completed");
+    assert_eq!(child["metrics"], json!({"inner": 2.0}));
+    assert_eq!(child["params"], json!({"a": "1", "b": "x"}));
+}
