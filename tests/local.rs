@@ -435,8 +435,24 @@ code, body = status({})
 print("no-token", code, body["error_code"])
 code, body = status({"Authorization": "Bearer wrong"})
 print("wrong-token", code, body["error_code"])
-code, body = status({"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]})
+auth = {"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]}
+code, body = status(auth)
 print("token", code, body["run"]["info"]["status"])
+base = os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/"
+def call(path, payload=None):
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(base + path, data=data, headers={**auth, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.load(r).get("error_code", "-")
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)["error_code"]
+run = os.environ["MLFLOW_RUN_ID"]
+print("missing-run", *call("runs/get?run_id=nope_1_00000000"))
+print("param-once", *call("runs/log-parameter", {"run_id": run, "key": "k", "value": "1"}))
+print("param-changed", *call("runs/log-parameter", {"run_id": run, "key": "k", "value": "2"}))
+print("bad-metric", *call("runs/log-metric", {"run_id": run, "key": "m", "value": "high"}))
+print("unknown-endpoint", *call("runs/frobnicate", {}))
 "#,
     );
     let out = p
@@ -449,6 +465,15 @@ print("token", code, body["run"]["info"]["status"])
     assert!(logs.contains("no-token 401 UNAUTHENTICATED"), "{logs}");
     assert!(logs.contains("wrong-token 401 UNAUTHENTICATED"), "{logs}");
     assert!(logs.contains("token 200 RUNNING"), "{logs}");
+    for expected in [
+        "missing-run 404 RESOURCE_DOES_NOT_EXIST",
+        "param-once 200 -",
+        "param-changed 400 INVALID_PARAMETER_VALUE",
+        "bad-metric 400 INVALID_PARAMETER_VALUE",
+        "unknown-endpoint 404 ENDPOINT_NOT_FOUND",
+    ] {
+        assert!(logs.contains(expected), "missing {expected:?} in {logs}");
+    }
     // The token never shows up in the run's recorded output or properties.
     let run_id = p.only_run_id();
     let shown = p.show(&run_id).to_string();
