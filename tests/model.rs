@@ -589,6 +589,11 @@ const MALFORMED_CASES: &[(&str, Option<(usize, usize)>, &str)] = &[
         Some((1, 1)),
         "this is an Azure ML CLI v2 `command` job YAML, not a v1 run",
     ),
+    (
+        "rc-workbench-2017.runconfig",
+        None,
+        "pre-2018 runconfig format of Azure ML Workbench (`ArgumentVector`",
+    ),
 ];
 
 fn load_any(path: &Path) -> Result<(), ModelError> {

@@ -629,7 +629,7 @@ fn parse_root(doc: &mut Doc, root: &Node, path: &Path) -> Result<RunConfig, Mode
         });
     }
     let Some(env_node) = f.get(doc, "environment")? else {
-        return Err(pre_2018_error(doc));
+        return Err(pre_2018_error(doc, root));
     };
     let mut rc = RunConfig {
         environment: parse_environment(doc, env_node, path)?,
@@ -649,11 +649,35 @@ fn parse_root(doc: &mut Doc, root: &Node, path: &Path) -> Result<RunConfig, Mode
     Ok(rc)
 }
 
-fn pre_2018_error(doc: &Doc) -> ModelError {
+/// Keys only the Azure ML Workbench (2017) runconfig format used.
+const WORKBENCH_KEYS: &[&str] = &[
+    "ArgumentVector",
+    "CondaDependenciesFile",
+    "SparkDependenciesFile",
+    "PrepareEnvironment",
+    "TrackedRun",
+    "UseSampling",
+];
+
+fn pre_2018_error(doc: &Doc, root: &Node) -> ModelError {
+    let workbench: Vec<String> = match &root.value {
+        Value::Map(entries) => entries
+            .iter()
+            .filter(|e| WORKBENCH_KEYS.contains(&e.key.as_str()))
+            .map(|e| format!("`{}`", e.key))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let origin = if workbench.is_empty() {
+        String::new()
+    } else {
+        format!(" of Azure ML Workbench ({})", workbench.join(", "))
+    };
     ModelError::InFile {
         file: doc.file.clone(),
-        message: "no `environment` section: this is the pre-2018 runconfig format, which v1 no longer accepted either"
-            .into(),
+        message: format!(
+            "no `environment` section: this is the pre-2018 runconfig format{origin}, which v1 no longer accepted either"
+        ),
         hint: Some(
             "add an `environment:` section (e.g. `environment: {python: {interpreterPath: python, userManagedDependencies: true}}`), or recreate the file with `azml folder attach`"
                 .into(),
