@@ -186,6 +186,7 @@ impl Ssh {
         feed: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send,
     ) -> Result<RemoteOutput, SshError> {
         self.ensure_known_hosts_dir()?;
+        let started = std::time::Instant::now();
         let mut child = self
             .std_command(script)
             .stdin(Stdio::piped())
@@ -209,6 +210,11 @@ impl Ssh {
         let status = child
             .wait()
             .map_err(|e| SshError::io("waiting for ssh", e))?;
+        tracing::debug!(
+            "ssh {}: {what} took {:?}",
+            self.target.display(),
+            started.elapsed()
+        );
         let output = RemoteOutput {
             stdout: out,
             stderr: err,

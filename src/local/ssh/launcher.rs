@@ -58,7 +58,25 @@ impl SshLauncher {
 
     fn spawn_blocking_part(&self, job: &Job) -> Result<(String, Vec<String>), SshError> {
         let entries = snapshot_entries(&job.working_dir)?;
-        let report = sync::sync(&self.ssh, &job.run_id, HELPER_PYTHON, &entries)?;
+        let local_tracking = tracking_port(&job.env);
+        // Sync and the tracking forward are independent: one shared connection, both at once.
+        self.ssh.ensure_master()?;
+        let (report, remote_tracking) = std::thread::scope(|s| {
+            let forward = s.spawn(|| {
+                local_tracking
+                    .map(|port| self.ssh.forward_remote(port))
+                    .transpose()
+            });
+            let report = sync::sync(&self.ssh, &job.run_id, HELPER_PYTHON, &entries);
+            let forwarded = forward.join().unwrap_or_else(|_| {
+                Err(SshError::io(
+                    "tracking forward",
+                    std::io::Error::other("thread panicked"),
+                ))
+            });
+            (report, forwarded)
+        });
+        let (report, remote_tracking) = (report?, remote_tracking?);
         tracing::info!(
             "synced {} files to {} ({} new, {} bytes sent)",
             report.files,
@@ -66,11 +84,6 @@ impl SshLauncher {
             report.objects_sent,
             report.bytes_sent
         );
-        let local_tracking = tracking_port(&job.env);
-        let remote_tracking = match local_tracking {
-            Some(port) => Some(self.ssh.forward_remote(port)?),
-            None => None,
-        };
         if let (Some(r), Some(l)) = (remote_tracking, local_tracking) {
             lock(&self.state(&job.run_id)).forward = Some((r, l));
         }
@@ -129,14 +142,16 @@ impl Launcher for SshLauncher {
 
 impl SshLauncher {
     fn collect_blocking(&self, job: &Job, state: JobState) -> Result<(), RunnerError> {
-        if let Some((remote, local)) = state.forward {
-            self.ssh.cancel_forward(remote, local);
-        }
         let lost = match (state.lost, state.unreachable) {
             (Some(reason), true) => self.recheck_after_reconnect(&job.run_id, reason),
             (lost, _) => lost,
         };
-        let fetched = remote::fetch_outputs(&self.ssh, &job.run_id, &job.working_dir);
+        let fetched = std::thread::scope(|s| {
+            if let Some((remote, local)) = state.forward {
+                s.spawn(move || self.ssh.cancel_forward(remote, local));
+            }
+            remote::fetch_outputs(&self.ssh, &job.run_id, &job.working_dir)
+        });
         if let Some(reason) = lost {
             return Err(RunnerError::Launch(reason));
         }

@@ -7,9 +7,10 @@
 //!    stores it and answers which hashes it lacks.
 //! 2. `put`: send a tar stream of just those objects; the host adds them to
 //!    the cache (atomically, so parallel sweep children can share it) and
-//!    copies every manifest file into the run folder. (`link` when nothing is
-//!    missing.) Copies, not hard links, so a script that edits its own files
-//!    can never corrupt the cache used by later runs.
+//!    copies every manifest file into the run folder. When nothing is missing
+//!    `plan` fills the run folder at once: an unchanged resubmit is one round
+//!    trip. Copies, not hard links, so a script that edits its own files can
+//!    never corrupt the cache used by later runs.
 //!
 //! The host side is a short Python program (the host needs Python anyway):
 //! it handles any file name byte-exactly, which line-based shell cannot.
@@ -80,7 +81,7 @@ impl SyncEntry {
     }
 }
 
-/// The host program behind `plan`, `put` and `link` (Python 3.3+).
+/// The host program behind `plan` and `put` (Python 3.4+).
 const HOST_PROGRAM: &str = r#"
 import os, sys, shutil, tarfile
 op, run = sys.argv[1], sys.argv[2]
@@ -129,11 +130,16 @@ if op == 'plan':
         f.write(data)
     os.replace(mf + '.tmp', mf)
     seen = set()
+    missing = []
     for h, x, size, p in entries(data):
         if h not in seen:
             seen.add(h)
             if not have(h, size):
-                sys.stdout.write(h + '\n')
+                missing.append(h)
+    if missing:
+        sys.stdout.write('\n'.join(missing) + '\n')
+    else:
+        materialize()
 else:
     if op == 'put':
         receive()
@@ -160,11 +166,7 @@ pub fn sync(
         .map(str::to_string)
         .collect();
     if missing.is_empty() {
-        ssh.run(
-            "copying the snapshot",
-            &host_command(python, "link", run_id),
-            b"",
-        )?;
+        // The host had everything and already filled the run folder.
         return Ok(SyncReport {
             files: entries.len(),
             ..SyncReport::default()
@@ -187,9 +189,10 @@ pub fn sync(
     })
 }
 
+/// `-I -S`: no site-packages or PYTHON* variables; starts fastest, needs only the stdlib.
 fn host_command(python: &str, op: &str, run_id: &str) -> String {
     format!(
-        "exec {} -c {} {}",
+        "exec {} -I -S -c {} {}",
         quote(python),
         quote(HOST_PROGRAM),
         quote_all(&[op, run_id])
