@@ -6,10 +6,28 @@
 //! (snapshot = working directory, `outputs/`, `logs/`, `user_logs/std_log.txt`).
 //!
 //! For other modules: [`store::Store`] is the run history,
-//! [`submit`] prepares and executes script runs ([`submit::prepare_script_run`]
+//! [`submit`] prepares and executes script runs ([`LocalWorkspace::prepare_script_run`]
 //! then [`submit::run_prepared`]), [`runner`] has the [`runner::Launcher`]
 //! abstraction, [`runner::CancelToken`] and [`runner::MetricHook`], and
 //! [`tracking::TrackingServer`] is the MLflow endpoint.
+//!
+//! How a driver that runs many children (the sweep) uses them:
+//!
+//! ```text
+//! let tracking = TrackingServer::start(&ws.root).await?;           // one for all children
+//! let prepared = ws.prepare_script_run(&ScriptSubmission {          // NotStarted, snapshot taken
+//!     run_id: Some(format!("{parent}_{n}")), parent_run_id: Some(parent.clone()),
+//!     extra_args, extra_env, git_properties: Some(git.clone()), ..base.clone() }, &QuietUi)?;
+//! let cancel = CancelToken::new();                                  // keep it to cancel the child
+//! let hook: MetricHook = Arc::new(move |run_id, point| { /* evaluate policy; maybe cancel */ });
+//! let opts = ExecOptions { cancel: cancel.clone(), on_metric: Some(hook), ..Default::default() };
+//! let end = run_prepared(&ws.root, &prepared.run.run_id, &tracking, &opts).await?;
+//! ```
+//!
+//! The hook fires after each stored metric value (MLflow or v1 offline-log
+//! lines), inside the request, so a policy decision lands before the script's
+//! next call returns. `cancel.cancel(reason)` stops the child's process group and
+//! records it Canceled with that reason.
 
 pub mod git;
 pub mod launchers;

@@ -406,6 +406,8 @@ async fn finish_readers(readers: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
+const MAX_PENDING_LINE: usize = 64 * 1024;
+
 /// Copies one output stream to the log (and terminal) and feeds the v1 metric parser.
 struct OutputPump {
     run_id: String,
@@ -436,6 +438,11 @@ impl OutputPump {
             while let Some(pos) = pending_line.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending_line.drain(..=pos).collect();
                 self.feed(&String::from_utf8_lossy(&line));
+            }
+            // A progress bar redrawn with `\r` for hours never ends a line; metric
+            // lines are short, so a huge unfinished line can be dropped.
+            if pending_line.len() > MAX_PENDING_LINE {
+                pending_line.clear();
             }
         }
         if !pending_line.is_empty() {
