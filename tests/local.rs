@@ -679,3 +679,27 @@ mlflow.log_metric("not_a_number", float("nan"))
     assert_eq!(child["metrics"], json!({"inner": 2.0}));
     assert_eq!(child["params"], json!({"a": "1", "b": "x"}));
 }
+
+#[test]
+fn a_relative_azml_local_workspace_still_gives_absolute_artifact_uris() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write(
+        "uri.py",
+        "import os\nprint('URI', os.environ['MLFLOW_ARTIFACT_URI'])\n",
+    );
+    let out = p
+        .azml()
+        .env("AZML_LOCAL_WORKSPACE", "ws")
+        .args(["run", "submit-script", "-e", "e", "uri.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    let run_id = submit_json(&out)["runId"].as_str().unwrap().to_string();
+    let expected = format!(
+        "URI file://{}/ws/runs/{run_id}/outputs",
+        p.path().canonicalize().unwrap().display()
+    );
+    assert!(logs.contains(&expected), "want {expected:?} in {logs}");
+}

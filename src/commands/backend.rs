@@ -20,9 +20,7 @@ pub enum Backend {
 impl Backend {
     pub fn open(resolved: &ResolvedWorkspace) -> Self {
         match &resolved.target {
-            WorkspaceTarget::Local { root } => {
-                Backend::Local(LocalWorkspace { root: root.clone() })
-            }
+            WorkspaceTarget::Local { root } => Backend::Local(LocalWorkspace::new(root.clone())),
             WorkspaceTarget::Azure(workspace) => Backend::Azure(AzureWorkspace {
                 workspace: workspace.clone(),
             }),

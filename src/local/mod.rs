@@ -69,8 +69,13 @@ pub fn utc(ms: i64) -> Option<String> {
 }
 
 impl LocalWorkspace {
+    /// The root is made absolute: it ends up in URIs (`file://…` artifact
+    /// locations) and in processes started from other directories.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalWorkspace { root: root.into() }
+        let root = root.into();
+        LocalWorkspace {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     /// Open the store and mark runs whose supervisor died as Failed: every

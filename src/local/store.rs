@@ -270,6 +270,7 @@ const RUN_COLUMNS: &str = "r.run_id, r.experiment_id, e.name, r.parent_run_id, r
 impl Store {
     /// Open (creating if needed) the store under `root`, migrating the schema.
     pub fn open(root: &Path) -> StoreResult<Store> {
+        let root = &std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         std::fs::create_dir_all(root).map_err(|source| StoreError::Folder {
             path: root.into(),
             source,

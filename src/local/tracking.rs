@@ -53,8 +53,9 @@ pub struct TrackingServer {
 impl TrackingServer {
     /// Bind a random loopback port and serve the workspace at `root`.
     pub async fn start(root: &Path) -> Result<TrackingServer, TrackingError> {
+        let root = &std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let shared = Arc::new(Shared {
-            root: root.into(),
+            root: root.clone(),
             store: Mutex::new(Store::open(root)?),
             grants: Mutex::new(HashMap::new()),
         });
