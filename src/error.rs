@@ -114,5 +114,8 @@ fn as_exit_coded<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a
     if let Some(e) = cause.downcast_ref::<crate::local::ssh::SshError>() {
         return Some(e);
     }
+    if let Some(e) = cause.downcast_ref::<crate::sweep::SweepError>() {
+        return Some(e);
+    }
     None
 }
