@@ -20,7 +20,10 @@ use std::f64::consts::PI;
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let all = args.is_empty();
     if all || args.iter().any(|a| a == "bo") {
         bayesian_quality();
@@ -31,7 +34,10 @@ fn main() {
 }
 
 fn uniform(name: &str, min: f64, max: f64) -> Parameter {
-    Parameter { name: name.into(), expression: Expression::Uniform { min, max } }
+    Parameter {
+        name: name.into(),
+        expression: Expression::Uniform { min, max },
+    }
 }
 
 fn num(v: &Value) -> f64 {
@@ -63,7 +69,9 @@ const H_P: [[f64; 6]; 4] = [
 fn hartmann6(x: &[Value]) -> f64 {
     -(0..4)
         .map(|i| {
-            let s: f64 = (0..6).map(|j| H_A[i][j] * (num(&x[j]) - H_P[i][j]).powi(2)).sum();
+            let s: f64 = (0..6)
+                .map(|j| H_A[i][j] * (num(&x[j]) - H_P[i][j]).powi(2))
+                .sum();
             H_ALPHA[i] * (-s).exp()
         })
         .sum::<f64>()
@@ -85,7 +93,9 @@ fn regret_trace(p: &Problem, kind: SamplingKind, seed: u64, trials: usize) -> Ve
     let mut best = f64::INFINITY;
     let mut trace = Vec::with_capacity(trials);
     for _ in 0..trials {
-        let values = sampler.suggest(&history, &mut rng).expect("continuous space never ends");
+        let values = sampler
+            .suggest(&history, &mut rng)
+            .expect("continuous space never ends");
         let y = (p.f)(&values);
         best = best.min(y);
         trace.push(best - p.optimum);
@@ -133,7 +143,9 @@ fn bayesian_quality() {
         },
         Problem {
             name: "hartmann6",
-            space: (1..=6).map(|i| uniform(&format!("x{i}"), 0.0, 1.0)).collect(),
+            space: (1..=6)
+                .map(|i| uniform(&format!("x{i}"), 0.0, 1.0))
+                .collect(),
             f: hartmann6,
             optimum: -3.322368011415515,
             tpe: [2.61, 0.919, 0.33],
@@ -142,9 +154,14 @@ fn bayesian_quality() {
     println!("| problem | sampler | after 10 | after 25 | after 50 | ms/trial |");
     println!("|---|---|---:|---:|---:|---:|");
     for p in &problems {
-        for (label, kind) in [("azml random", SamplingKind::Random), ("azml bayesian", SamplingKind::Bayesian)] {
+        for (label, kind) in [
+            ("azml random", SamplingKind::Random),
+            ("azml bayesian", SamplingKind::Bayesian),
+        ] {
             let start = Instant::now();
-            let traces: Vec<Vec<f64>> = (0..20).map(|seed| regret_trace(p, kind, seed, 50)).collect();
+            let traces: Vec<Vec<f64>> = (0..20)
+                .map(|seed| regret_trace(p, kind, seed, 50))
+                .collect();
             let ms = start.elapsed().as_secs_f64() * 1000.0 / (20.0 * 50.0);
             println!(
                 "| {} | {label} | {} | {} | {} | {ms:.2} |",
@@ -171,7 +188,10 @@ fn curve_space() -> Vec<Parameter> {
     vec![
         Parameter {
             name: "lr".into(),
-            expression: Expression::LogUniform { min: (1e-4f64).ln(), max: (1e-1f64).ln() },
+            expression: Expression::LogUniform {
+                min: (1e-4f64).ln(),
+                max: (1e-1f64).ln(),
+            },
         },
         uniform("momentum", 0.0, 0.99),
         uniform("dropout", 0.0, 0.5),
@@ -190,7 +210,11 @@ fn simulate(policy: &PolicySpec, seed: u64) -> EtResult {
     let mut best: Option<(f64, f64)> = None; // (best logged value, true final)
     for _ in 0..100 {
         let values = sampler.suggest(&history, &mut rng).expect("continuous");
-        let p = CurveParams { lr: num(&values[0]), momentum: num(&values[1]), dropout: num(&values[2]) };
+        let p = CurveParams {
+            lr: num(&values[0]),
+            momentum: num(&values[1]),
+            dropout: num(&values[2]),
+        };
         let i = history.push_running(values);
         curves.push(Vec::new());
         let mut cancelled = false;
@@ -198,14 +222,21 @@ fn simulate(policy: &PolicySpec, seed: u64) -> EtResult {
             curves[i].push(curve::value(p, e, seed));
             epochs += 1;
             let runs: Vec<&[f64]> = curves.iter().map(|c| c.as_slice()).collect();
-            if policy.evaluate(Goal::Maximize, i, &runs).is_some_and(|d| d.cancel) {
+            if policy
+                .evaluate(Goal::Maximize, i, &runs)
+                .is_some_and(|d| d.cancel)
+            {
                 cancelled = true;
                 break;
             }
         }
         let metric = primary_metric(&curves[i], Goal::Maximize);
         history.trials[i].metric = metric;
-        history.trials[i].state = if cancelled { TrialState::Canceled } else { TrialState::Completed };
+        history.trials[i].state = if cancelled {
+            TrialState::Canceled
+        } else {
+            TrialState::Completed
+        };
         if !cancelled && let Some(m) = metric {
             let truth = curve::noiseless(p, curve::EPOCHS);
             if best.is_none_or(|(b, _)| m > b) {
@@ -213,7 +244,10 @@ fn simulate(policy: &PolicySpec, seed: u64) -> EtResult {
             }
         }
     }
-    EtResult { epochs, best_true_final: best.map_or(f64::NAN, |b| b.1) }
+    EtResult {
+        epochs,
+        best_true_final: best.map_or(f64::NAN, |b| b.1),
+    }
 }
 
 fn early_termination() {
@@ -221,27 +255,55 @@ fn early_termination() {
         ("NoTermination", PolicySpec::NoTermination),
         (
             "Bandit slack_factor 0.1, delay 5",
-            PolicySpec::Bandit { evaluation_interval: 1, delay_evaluation: 5, slack: Slack::Factor(0.1) },
+            PolicySpec::Bandit {
+                evaluation_interval: 1,
+                delay_evaluation: 5,
+                slack: Slack::Factor(0.1),
+            },
         ),
         (
             "Bandit slack_factor 0.2, delay 5",
-            PolicySpec::Bandit { evaluation_interval: 1, delay_evaluation: 5, slack: Slack::Factor(0.2) },
+            PolicySpec::Bandit {
+                evaluation_interval: 1,
+                delay_evaluation: 5,
+                slack: Slack::Factor(0.2),
+            },
         ),
         (
             "Bandit slack_amount 0.05, delay 5",
-            PolicySpec::Bandit { evaluation_interval: 1, delay_evaluation: 5, slack: Slack::Amount(0.05) },
+            PolicySpec::Bandit {
+                evaluation_interval: 1,
+                delay_evaluation: 5,
+                slack: Slack::Amount(0.05),
+            },
         ),
-        ("MedianStopping delay 5", PolicySpec::MedianStopping { evaluation_interval: 1, delay_evaluation: 5 }),
+        (
+            "MedianStopping delay 5",
+            PolicySpec::MedianStopping {
+                evaluation_interval: 1,
+                delay_evaluation: 5,
+            },
+        ),
         (
             "TruncationSelection 20%, delay 5",
-            PolicySpec::TruncationSelection { evaluation_interval: 1, delay_evaluation: 5, truncation_percentage: 20 },
+            PolicySpec::TruncationSelection {
+                evaluation_interval: 1,
+                delay_evaluation: 5,
+                truncation_percentage: 20,
+            },
         ),
         (
             "TruncationSelection 50%, delay 5",
-            PolicySpec::TruncationSelection { evaluation_interval: 1, delay_evaluation: 5, truncation_percentage: 50 },
+            PolicySpec::TruncationSelection {
+                evaluation_interval: 1,
+                delay_evaluation: 5,
+                truncation_percentage: 50,
+            },
         ),
     ];
-    println!("| policy (100 trials × 10 seeds) | epochs per sweep | vs no termination | best true final (mean) | worst seed |");
+    println!(
+        "| policy (100 trials × 10 seeds) | epochs per sweep | vs no termination | best true final (mean) | worst seed |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for (label, policy) in &policies {
         let results: Vec<EtResult> = (0..10).map(|seed| simulate(policy, seed)).collect();

@@ -12,11 +12,11 @@
 //! - EI is maximized over random candidates plus local perturbations of the
 //!   best observed points and of the best candidates (shrinking steps).
 
+use super::Goal;
 use super::gp::{Gp, Hyper, Layout, expected_improvement};
 use super::rng::{SweepRng, index, standard_normal, unit};
 use super::sampler::{History, RandomSampler, Sampler, TrialState, cardinality};
 use super::space::{Expression, Parameter, config_key, number, quantize};
-use super::Goal;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -60,7 +60,10 @@ impl BayesianSampler {
         Self {
             space: space.to_vec(),
             goal,
-            layout: Layout { group_of_dim, groups: space.len() },
+            layout: Layout {
+                group_of_dim,
+                groups: space.len(),
+            },
             cardinality: cardinality(space),
             fallback: RandomSampler::new(space),
             warm: None,
@@ -88,10 +91,16 @@ impl BayesianSampler {
             .iter()
             .zip(values)
             .map(|(p, v)| match &p.expression {
-                Expression::Choice(options) => options.iter().position(|o| o == v).map(|i| i as f64),
+                Expression::Choice(options) => {
+                    options.iter().position(|o| o == v).map(|i| i as f64)
+                }
                 Expression::Uniform { min, max } | Expression::QUniform { min, max, .. } => {
                     let x = v.as_f64()?;
-                    Some(if max > min { (x - min) / (max - min) } else { 0.0 })
+                    Some(if max > min {
+                        (x - min) / (max - min)
+                    } else {
+                        0.0
+                    })
                 }
                 _ => None,
             })
@@ -154,15 +163,23 @@ struct Data {
 
 impl BayesianSampler {
     fn collect(&self, history: &History) -> Data {
-        let mut data = Data { raw: vec![], y: vec![], pending: vec![], seen: HashSet::new() };
+        let mut data = Data {
+            raw: vec![],
+            y: vec![],
+            pending: vec![],
+            seen: HashSet::new(),
+        };
         for t in &history.trials {
             data.seen.insert(config_key(&t.values));
-            let Some(raw) = self.raw_of(&t.values) else { continue };
+            let Some(raw) = self.raw_of(&t.values) else {
+                continue;
+            };
             match (t.state, t.metric) {
                 (TrialState::Running, _) => data.pending.push(raw),
                 (_, Some(m)) if m.is_finite() => {
                     data.raw.push(raw);
-                    data.y.push(if self.goal == Goal::Maximize { m } else { -m });
+                    data.y
+                        .push(if self.goal == Goal::Maximize { m } else { -m });
                 }
                 _ => {}
             }
@@ -196,7 +213,13 @@ impl BayesianSampler {
     }
 
     /// The unseen candidate with the highest expected improvement.
-    fn maximize_ei(&self, gp: &Gp, best: f64, data: &Data, rng: &mut SweepRng) -> Option<Vec<Value>> {
+    fn maximize_ei(
+        &self,
+        gp: &Gp,
+        best: f64,
+        data: &Data,
+        rng: &mut SweepRng,
+    ) -> Option<Vec<Value>> {
         let mut scored: Vec<(f64, Raw, Vec<Value>)> = Vec::new();
         let consider = |raw: Raw, scored: &mut Vec<(f64, Raw, Vec<Value>)>| {
             let (raw, values) = self.snap(raw);
@@ -221,7 +244,11 @@ impl BayesianSampler {
         for step in REFINE_STEPS {
             scored.sort_by(|a, b| b.0.total_cmp(&a.0));
             scored.truncate(64);
-            let seeds: Vec<Raw> = scored.iter().take(TOP_POINTS).map(|s| s.1.clone()).collect();
+            let seeds: Vec<Raw> = scored
+                .iter()
+                .take(TOP_POINTS)
+                .map(|s| s.1.clone())
+                .collect();
             for s in &seeds {
                 for _ in 0..PERTURB_PER_POINT / 2 {
                     let raw = self.perturb(s, step, rng);
@@ -229,7 +256,10 @@ impl BayesianSampler {
                 }
             }
         }
-        scored.into_iter().max_by(|a, b| a.0.total_cmp(&b.0)).map(|s| s.2)
+        scored
+            .into_iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|s| s.2)
     }
 }
 
@@ -258,7 +288,10 @@ mod tests {
     use crate::sweep::rng::seeded;
 
     fn param(name: &str, expression: Expression) -> Parameter {
-        Parameter { name: name.into(), expression }
+        Parameter {
+            name: name.into(),
+            expression,
+        }
     }
 
     /// Sequential sweep: suggest, evaluate `f`, record, `n` times.
@@ -278,23 +311,51 @@ mod tests {
 
     #[test]
     fn finds_the_peak_of_a_smooth_function_on_the_quniform_grid() {
-        let space = [param("x", Expression::QUniform { min: 0.0, max: 10.0, q: 0.5 })];
-        let h = optimize(&space, Goal::Maximize, 12, |v| -(v[0].as_f64().unwrap_or(0.0) - 3.3).powi(2));
+        let space = [param(
+            "x",
+            Expression::QUniform {
+                min: 0.0,
+                max: 10.0,
+                q: 0.5,
+            },
+        )];
+        let h = optimize(&space, Goal::Maximize, 12, |v| {
+            -(v[0].as_f64().unwrap_or(0.0) - 3.3).powi(2)
+        });
         for t in &h.trials {
             let x = t.values[0].as_f64().expect("number");
             assert_eq!((x * 2.0).fract(), 0.0, "{x} not on the 0.5 grid");
         }
-        let best = h.trials.iter().filter_map(|t| t.metric).fold(f64::NEG_INFINITY, f64::max);
-        assert!((best + 0.04).abs() < 1e-9, "should find x = 3.5, best {best}");
+        let best = h
+            .trials
+            .iter()
+            .filter_map(|t| t.metric)
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            (best + 0.04).abs() < 1e-9,
+            "should find x = 3.5, best {best}"
+        );
         let keys: HashSet<String> = h.trials.iter().map(|t| config_key(&t.values)).collect();
         assert_eq!(keys.len(), h.trials.len(), "never repeats a configuration");
     }
 
     #[test]
     fn minimize_goal_is_mirrored() {
-        let space = [param("x", Expression::Uniform { min: -2.0, max: 2.0 })];
-        let h = optimize(&space, Goal::Minimize, 14, |v| (v[0].as_f64().unwrap_or(0.0) - 1.0).powi(2));
-        let best = h.trials.iter().filter_map(|t| t.metric).fold(f64::INFINITY, f64::min);
+        let space = [param(
+            "x",
+            Expression::Uniform {
+                min: -2.0,
+                max: 2.0,
+            },
+        )];
+        let h = optimize(&space, Goal::Minimize, 14, |v| {
+            (v[0].as_f64().unwrap_or(0.0) - 1.0).powi(2)
+        });
+        let best = h
+            .trials
+            .iter()
+            .filter_map(|t| t.metric)
+            .fold(f64::INFINITY, f64::min);
         assert!(best < 1e-3, "best {best}");
     }
 
@@ -309,8 +370,14 @@ mod tests {
             let bonus = if v[0] == "adam" { 1.0 } else { 0.0 };
             bonus - (v[1].as_f64().unwrap_or(0.0) - 0.5).powi(2)
         });
-        let late_adam = h.trials[10..].iter().filter(|t| t.values[0] == "adam").count();
-        assert!(late_adam >= 8, "only {late_adam} of the last 10 used the good category");
+        let late_adam = h.trials[10..]
+            .iter()
+            .filter(|t| t.values[0] == "adam")
+            .count();
+        assert!(
+            late_adam >= 8,
+            "only {late_adam} of the last 10 used the good category"
+        );
     }
 
     #[test]
@@ -320,7 +387,8 @@ mod tests {
             param("y", Expression::Uniform { min: 0.0, max: 1.0 }),
         ];
         let mut h = optimize(&space, Goal::Maximize, 6, |v| {
-            -(v[0].as_f64().unwrap_or(0.0) - 0.3).powi(2) - (v[1].as_f64().unwrap_or(0.0) - 0.6).powi(2)
+            -(v[0].as_f64().unwrap_or(0.0) - 0.3).powi(2)
+                - (v[1].as_f64().unwrap_or(0.0) - 0.6).powi(2)
         });
         let mut sampler = BayesianSampler::new(&space, Goal::Maximize);
         let mut rng = seeded(3);
@@ -342,7 +410,10 @@ mod tests {
 
     #[test]
     fn stops_when_an_all_choice_space_is_exhausted() {
-        let space = [param("a", Expression::Choice(vec![Value::from(1), Value::from(2), Value::from(3)]))];
+        let space = [param(
+            "a",
+            Expression::Choice(vec![Value::from(1), Value::from(2), Value::from(3)]),
+        )];
         let h = optimize(&space, Goal::Maximize, 3, |v| v[0].as_f64().unwrap_or(0.0));
         let mut sampler = BayesianSampler::new(&space, Goal::Maximize);
         assert!(sampler.suggest(&h, &mut seeded(1)).is_none());

@@ -20,8 +20,11 @@ pub struct CurveParams {
 /// Asymptote A(θ).
 pub fn final_accuracy(p: CurveParams) -> f64 {
     let l = p.lr.log10();
-    (0.95 - 0.08 * (l + 2.0).powi(2) - 0.5 * (p.dropout - 0.2).powi(2) - 0.2 * (p.momentum - 0.9).powi(2))
-        .max(0.10)
+    (0.95
+        - 0.08 * (l + 2.0).powi(2)
+        - 0.5 * (p.dropout - 0.2).powi(2)
+        - 0.2 * (p.momentum - 0.9).powi(2))
+    .max(0.10)
 }
 
 /// τ(θ) in epochs: high learning rates learn fast.
@@ -47,7 +50,8 @@ pub fn value(p: CurveParams, epoch: usize, seed: u64) -> f64 {
     let word = |i: usize| u64::from_be_bytes(h[i..i + 8].try_into().unwrap_or([0; 8]));
     let u1 = (word(0) >> 11) as f64 * 2f64.powi(-53);
     let u2 = (word(8) >> 11) as f64 * 2f64.powi(-53);
-    let noise = NOISE_SIGMA * (-2.0 * (1.0 - u1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    let noise =
+        NOISE_SIGMA * (-2.0 * (1.0 - u1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
     noiseless(p, epoch) + noise
 }
 
@@ -70,7 +74,8 @@ const K: [u32; 64] = [
 /// SHA-256 of `data` (FIPS 180-4).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
     ];
     let mut msg = data.to_vec();
     msg.push(0x80);
@@ -96,17 +101,33 @@ fn compress(h: &mut [u32; 8], block: &[u8]) {
     for i in 16..64 {
         let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
         let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        w[i] = w[i - 16]
+            .wrapping_add(s0)
+            .wrapping_add(w[i - 7])
+            .wrapping_add(s1);
     }
     let mut v = *h;
     for i in 0..64 {
         let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
         let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
-        let t1 = v[7].wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+        let t1 = v[7]
+            .wrapping_add(s1)
+            .wrapping_add(ch)
+            .wrapping_add(K[i])
+            .wrapping_add(w[i]);
         let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
         let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
         let t2 = s0.wrapping_add(maj);
-        v = [t1.wrapping_add(t2), v[0], v[1], v[2], v[3].wrapping_add(t1), v[4], v[5], v[6]];
+        v = [
+            t1.wrapping_add(t2),
+            v[0],
+            v[1],
+            v[2],
+            v[3].wrapping_add(t1),
+            v[4],
+            v[5],
+            v[6],
+        ];
     }
     for (x, y) in h.iter_mut().zip(v) {
         *x = x.wrapping_add(y);
@@ -123,10 +144,18 @@ mod tests {
 
     #[test]
     fn sha256_matches_fips_test_vectors() {
-        assert_eq!(hex(&sha256(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(hex(&sha256(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(
-            hex(&sha256(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(&sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex(&sha256(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
         );
     }
@@ -134,17 +163,28 @@ mod tests {
     /// The port must reproduce the Python reference bit for bit.
     #[test]
     fn curve_port_matches_python_reference() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sweep/curves_reference.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sweep/curves_reference.json"
+        );
         let text = std::fs::read_to_string(path).expect("reference file");
         let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
         let points = doc["points"].as_array().expect("points");
         assert_eq!(points.len(), 8);
         for point in points {
             let f = |k: &str| point["params"][k].as_f64().expect("param");
-            let p = CurveParams { lr: f("lr"), momentum: f("momentum"), dropout: f("dropout") };
+            let p = CurveParams {
+                lr: f("lr"),
+                momentum: f("momentum"),
+                dropout: f("dropout"),
+            };
             let seed = point["seed"].as_u64().expect("seed");
-            let want: Vec<f64> =
-                point["curve"].as_array().expect("curve").iter().filter_map(|v| v.as_f64()).collect();
+            let want: Vec<f64> = point["curve"]
+                .as_array()
+                .expect("curve")
+                .iter()
+                .filter_map(|v| v.as_f64())
+                .collect();
             assert_eq!(curve(p, seed), want, "{p:?} seed {seed}");
         }
     }

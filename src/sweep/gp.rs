@@ -38,7 +38,10 @@ impl Hyper {
     fn from_vec(v: &[f64]) -> Self {
         let g = v.len() - 2;
         Self {
-            log_lengths: v[..g].iter().map(|x| x.clamp(LOG_LENGTH.0, LOG_LENGTH.1)).collect(),
+            log_lengths: v[..g]
+                .iter()
+                .map(|x| x.clamp(LOG_LENGTH.0, LOG_LENGTH.1))
+                .collect(),
             log_signal: v[g].clamp(LOG_SIGNAL.0, LOG_SIGNAL.1),
             log_noise: v[g + 1].clamp(LOG_NOISE.0, LOG_NOISE.1),
         }
@@ -48,7 +51,10 @@ impl Hyper {
     /// signal (targets are standardized), small noise.
     fn log_prior(&self) -> f64 {
         let gauss = |x: f64, mu: f64, sd: f64| -0.5 * ((x - mu) / sd).powi(2);
-        self.log_lengths.iter().map(|&l| gauss(l, (0.5f64).ln(), 1.0)).sum::<f64>()
+        self.log_lengths
+            .iter()
+            .map(|&l| gauss(l, (0.5f64).ln(), 1.0))
+            .sum::<f64>()
             + gauss(self.log_signal, 0.0, 1.0)
             + gauss(self.log_noise, (1e-3f64).ln(), 3.0)
     }
@@ -105,14 +111,24 @@ impl Gp {
         let noise = hyper.log_noise.exp();
         let chol = cholesky_with_jitter(&k, n, noise)?;
         let alpha = solve_upper_t(&chol, n, &solve_lower(&chol, n, y));
-        Some(Self { layout: layout.clone(), hyper, inv_l2, x: x.to_vec(), chol, alpha })
+        Some(Self {
+            layout: layout.clone(),
+            hyper,
+            inv_l2,
+            x: x.to_vec(),
+            chol,
+            alpha,
+        })
     }
 
     /// Posterior mean and standard deviation at `p`.
     pub fn predict(&self, p: &[f64]) -> (f64, f64) {
         let n = self.x.len();
-        let ks: Vec<f64> =
-            self.x.iter().map(|xi| kernel(&self.layout, &self.hyper, &self.inv_l2, xi, p)).collect();
+        let ks: Vec<f64> = self
+            .x
+            .iter()
+            .map(|xi| kernel(&self.layout, &self.hyper, &self.inv_l2, xi, p))
+            .collect();
         let mean = ks.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
         let v = solve_lower(&self.chol, n, &ks);
         let var = self.hyper.log_signal.exp() - v.iter().map(|x| x * x).sum::<f64>();
@@ -132,7 +148,13 @@ impl Gp {
 
     /// Fit hyperparameters by MAP (Nelder–Mead from `warm`, the default and a
     /// few random starts), then condition on the data.
-    pub fn fit(layout: &Layout, x: &[Vec<f64>], y: &[f64], warm: Option<&Hyper>, rng: &mut SweepRng) -> Option<Self> {
+    pub fn fit(
+        layout: &Layout,
+        x: &[Vec<f64>],
+        y: &[f64],
+        warm: Option<&Hyper>,
+        rng: &mut SweepRng,
+    ) -> Option<Self> {
         let mut starts = vec![Hyper::default_for(layout.groups).to_vec()];
         if let Some(w) = warm {
             starts.push(w.to_vec());
@@ -231,10 +253,15 @@ fn nelder_mead(f: &dyn Fn(&[f64]) -> f64, start: Vec<f64>, max_evals: usize) -> 
         if (simplex[d].1 - simplex[0].1).abs() < 1e-6 {
             break;
         }
-        let centroid: Vec<f64> =
-            (0..d).map(|j| simplex[..d].iter().map(|(p, _)| p[j]).sum::<f64>() / d as f64).collect();
+        let centroid: Vec<f64> = (0..d)
+            .map(|j| simplex[..d].iter().map(|(p, _)| p[j]).sum::<f64>() / d as f64)
+            .collect();
         let towards = |t: f64| -> Vec<f64> {
-            centroid.iter().zip(&simplex[d].0).map(|(c, w)| c + t * (w - c)).collect()
+            centroid
+                .iter()
+                .zip(&simplex[d].0)
+                .map(|(c, w)| c + t * (w - c))
+                .collect()
         };
         let reflected = towards(-1.0);
         let fr = f(&reflected);
@@ -243,7 +270,11 @@ fn nelder_mead(f: &dyn Fn(&[f64]) -> f64, start: Vec<f64>, max_evals: usize) -> 
             let expanded = towards(-2.0);
             let fe = f(&expanded);
             evals += 1;
-            simplex[d] = if fe < fr { (expanded, fe) } else { (reflected, fr) };
+            simplex[d] = if fe < fr {
+                (expanded, fe)
+            } else {
+                (reflected, fr)
+            };
         } else if fr < simplex[d - 1].1 {
             simplex[d] = (reflected, fr);
         } else {
@@ -264,7 +295,10 @@ fn nelder_mead(f: &dyn Fn(&[f64]) -> f64, start: Vec<f64>, max_evals: usize) -> 
             }
         }
     }
-    simplex.into_iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((start, f0))
+    simplex
+        .into_iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((start, f0))
 }
 
 /// Expected improvement over `best` (maximizing) with exploration margin `xi`.
@@ -295,7 +329,8 @@ fn erfc(x: f64) -> f64 {
                 + t * (0.09678418
                     + t * (-0.18628806
                         + t * (0.27886807
-                            + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+                            + t * (-1.13520398
+                                + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
     let r = t * poly.exp();
     if x >= 0.0 { r } else { 2.0 - r }
 }
@@ -330,7 +365,10 @@ mod tests {
 
     #[test]
     fn fitted_gp_interpolates_smooth_function() {
-        let layout = Layout { group_of_dim: vec![0], groups: 1 };
+        let layout = Layout {
+            group_of_dim: vec![0],
+            groups: 1,
+        };
         let x: Vec<Vec<f64>> = (0..12).map(|i| vec![i as f64 / 11.0]).collect();
         let y: Vec<f64> = x.iter().map(|p| (6.0 * p[0]).sin()).collect();
         let gp = Gp::fit(&layout, &x, &y, None, &mut seeded(1)).expect("fit");

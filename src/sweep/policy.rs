@@ -97,7 +97,11 @@ impl std::fmt::Display for Reason {
 fn short(x: f64) -> String {
     let s = format!("{x:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" { "0".into() } else { s.into() }
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.into()
+    }
 }
 
 impl PolicySpec {
@@ -115,11 +119,23 @@ impl PolicySpec {
     /// `k % evaluation_interval == 0 && k >= delay_evaluation` (k ≥ 1).
     pub fn evaluates_at(&self, k: usize) -> bool {
         let (interval, delay) = match *self {
-            PolicySpec::Bandit { evaluation_interval, delay_evaluation, .. }
-            | PolicySpec::MedianStopping { evaluation_interval, delay_evaluation }
-            | PolicySpec::TruncationSelection { evaluation_interval, delay_evaluation, .. } => {
-                (evaluation_interval.max(1) as usize, delay_evaluation as usize)
+            PolicySpec::Bandit {
+                evaluation_interval,
+                delay_evaluation,
+                ..
             }
+            | PolicySpec::MedianStopping {
+                evaluation_interval,
+                delay_evaluation,
+            }
+            | PolicySpec::TruncationSelection {
+                evaluation_interval,
+                delay_evaluation,
+                ..
+            } => (
+                evaluation_interval.max(1) as usize,
+                delay_evaluation as usize,
+            ),
             PolicySpec::NoTermination => return false,
         };
         k >= 1 && k % interval == 0 && k >= delay
@@ -138,9 +154,10 @@ impl PolicySpec {
         match *self {
             PolicySpec::Bandit { slack, .. } => Some(bandit(goal, slack, k, own, runs)),
             PolicySpec::MedianStopping { .. } => median_stopping(goal, k, own, runs),
-            PolicySpec::TruncationSelection { truncation_percentage, .. } => {
-                truncation(goal, truncation_percentage, k, own, runs)
-            }
+            PolicySpec::TruncationSelection {
+                truncation_percentage,
+                ..
+            } => truncation(goal, truncation_percentage, k, own, runs),
             PolicySpec::NoTermination => None,
         }
     }
@@ -156,14 +173,26 @@ fn bandit(goal: Goal, slack: Slack, k: usize, own: &[f64], runs: &[&[f64]]) -> D
         .reduce(|a, b| goal.pick(a, b))
         .unwrap_or(value);
     let (threshold, rule) = match (goal, slack) {
-        (Goal::Maximize, Slack::Factor(f)) => (best_k / (1.0 + f), format!("best {} / (1 + {f})", short(best_k))),
+        (Goal::Maximize, Slack::Factor(f)) => (
+            best_k / (1.0 + f),
+            format!("best {} / (1 + {f})", short(best_k)),
+        ),
         (Goal::Maximize, Slack::Amount(a)) => (best_k - a, format!("best {} - {a}", short(best_k))),
-        (Goal::Minimize, Slack::Factor(f)) => (best_k * (1.0 + f), format!("best {} * (1 + {f})", short(best_k))),
+        (Goal::Minimize, Slack::Factor(f)) => (
+            best_k * (1.0 + f),
+            format!("best {} * (1 + {f})", short(best_k)),
+        ),
         (Goal::Minimize, Slack::Amount(a)) => (best_k + a, format!("best {} + {a}", short(best_k))),
     };
     Decision {
         cancel: goal.better(threshold, value),
-        reason: Reason { policy: "BanditPolicy", interval: k, value, threshold, rule },
+        reason: Reason {
+            policy: "BanditPolicy",
+            interval: k,
+            value,
+            threshold,
+            rule,
+        },
     }
 }
 
@@ -197,14 +226,24 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
     }
     xs.sort_by(f64::total_cmp);
     let mid = xs.len() / 2;
-    Some(if xs.len() % 2 == 1 { xs[mid] } else { (xs[mid - 1] + xs[mid]) / 2.0 })
+    Some(if xs.len() % 2 == 1 {
+        xs[mid]
+    } else {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    })
 }
 
 /// Cancel when the run's value at interval k is among the lowest
 /// `percentage`% of the values every run logged at interval k (runs that have
 /// not reached k don't count). `floor(n · percentage / 100)` runs are cut; the
 /// threshold is the worst surviving value and ties with it survive.
-fn truncation(goal: Goal, percentage: u32, k: usize, own: &[f64], runs: &[&[f64]]) -> Option<Decision> {
+fn truncation(
+    goal: Goal,
+    percentage: u32,
+    k: usize,
+    own: &[f64],
+    runs: &[&[f64]],
+) -> Option<Decision> {
     let value = own[k - 1];
     let mut at_k: Vec<f64> = runs
         .iter()
@@ -226,7 +265,10 @@ fn truncation(goal: Goal, percentage: u32, k: usize, own: &[f64], runs: &[&[f64]
             interval: k,
             value,
             threshold,
-            rule: format!("lowest {percentage}% of {} runs at interval {k}", at_k.len()),
+            rule: format!(
+                "lowest {percentage}% of {} runs at interval {k}",
+                at_k.len()
+            ),
         },
     })
 }
@@ -236,7 +278,11 @@ mod tests {
     use super::*;
 
     fn bandit(slack: Slack, interval: u32, delay: u32) -> PolicySpec {
-        PolicySpec::Bandit { evaluation_interval: interval, delay_evaluation: delay, slack }
+        PolicySpec::Bandit {
+            evaluation_interval: interval,
+            delay_evaluation: delay,
+            slack,
+        }
     }
 
     fn decide(p: &PolicySpec, goal: Goal, run: usize, runs: &[&[f64]]) -> Option<Decision> {
@@ -252,7 +298,11 @@ mod tests {
         assert!(d.cancel);
         let d = decide(&p, Goal::Maximize, 1, &[&[0.8], &[0.67]]).expect("evaluated");
         assert!(!d.cancel, "0.67 is above 0.667");
-        assert!(d.reason.to_string().contains("threshold 0.6667"), "{}", d.reason);
+        assert!(
+            d.reason.to_string().contains("threshold 0.6667"),
+            "{}",
+            d.reason
+        );
     }
 
     #[test]
@@ -261,7 +311,11 @@ mod tests {
         let p = bandit(Slack::Amount(0.2), 1, 0);
         let d = decide(&p, Goal::Maximize, 1, &[&[0.8], &[0.59]]).expect("evaluated");
         assert!((d.reason.threshold - 0.6).abs() < 1e-12 && d.cancel);
-        assert!(!decide(&p, Goal::Maximize, 1, &[&[0.8], &[0.61]]).expect("evaluated").cancel);
+        assert!(
+            !decide(&p, Goal::Maximize, 1, &[&[0.8], &[0.61]])
+                .expect("evaluated")
+                .cancel
+        );
     }
 
     #[test]
@@ -269,7 +323,11 @@ mod tests {
         let f = bandit(Slack::Factor(0.2), 1, 0);
         let d = decide(&f, Goal::Minimize, 1, &[&[0.5], &[0.61]]).expect("evaluated");
         assert!((d.reason.threshold - 0.6).abs() < 1e-12 && d.cancel);
-        assert!(!decide(&f, Goal::Minimize, 1, &[&[0.5], &[0.59]]).expect("evaluated").cancel);
+        assert!(
+            !decide(&f, Goal::Minimize, 1, &[&[0.5], &[0.59]])
+                .expect("evaluated")
+                .cancel
+        );
         let a = bandit(Slack::Amount(0.2), 1, 0);
         let d = decide(&a, Goal::Minimize, 1, &[&[0.5], &[0.71]]).expect("evaluated");
         assert!((d.reason.threshold - 0.7).abs() < 1e-12 && d.cancel);
@@ -318,7 +376,10 @@ mod tests {
 
     #[test]
     fn median_stopping_against_running_averages() {
-        let p = PolicySpec::MedianStopping { evaluation_interval: 1, delay_evaluation: 0 };
+        let p = PolicySpec::MedianStopping {
+            evaluation_interval: 1,
+            delay_evaluation: 0,
+        };
         // Running averages over 1..2: 0.5, 0.7, 0.9 (others) and the candidate's.
         let a: &[f64] = &[0.4, 0.6];
         let b: &[f64] = &[0.6, 0.8];
@@ -326,25 +387,43 @@ mod tests {
         let bad: &[f64] = &[0.55, 0.6];
         // Averages: 0.5, 0.7, 0.9, 0.575 → median (0.575 + 0.7) / 2 = 0.6375 > best 0.6.
         let d = decide(&p, Goal::Maximize, 3, &[a, b, c, bad]).expect("evaluated");
-        assert!((d.reason.threshold - 0.6375).abs() < 1e-12, "{:?}", d.reason);
+        assert!(
+            (d.reason.threshold - 0.6375).abs() < 1e-12,
+            "{:?}",
+            d.reason
+        );
         assert!(d.cancel);
         let good: &[f64] = &[0.5, 0.7];
         // Averages 0.5, 0.7, 0.9, 0.6 → median 0.65 < best 0.7.
-        assert!(!decide(&p, Goal::Maximize, 3, &[a, b, c, good]).expect("evaluated").cancel);
+        assert!(
+            !decide(&p, Goal::Maximize, 3, &[a, b, c, good])
+                .expect("evaluated")
+                .cancel
+        );
     }
 
     #[test]
     fn median_stopping_minimize_mirrors() {
-        let p = PolicySpec::MedianStopping { evaluation_interval: 1, delay_evaluation: 0 };
+        let p = PolicySpec::MedianStopping {
+            evaluation_interval: 1,
+            delay_evaluation: 0,
+        };
         let d = decide(&p, Goal::Minimize, 2, &[&[1.0], &[2.0], &[3.0]]).expect("evaluated");
         assert_eq!(d.reason.threshold, 2.0);
         assert!(d.cancel, "3 > median 2 when minimizing");
-        assert!(!decide(&p, Goal::Minimize, 0, &[&[1.0], &[2.0], &[3.0]]).expect("evaluated").cancel);
+        assert!(
+            !decide(&p, Goal::Minimize, 0, &[&[1.0], &[2.0], &[3.0]])
+                .expect("evaluated")
+                .cancel
+        );
     }
 
     #[test]
     fn median_stopping_ignores_runs_that_have_not_reached_k() {
-        let p = PolicySpec::MedianStopping { evaluation_interval: 1, delay_evaluation: 0 };
+        let p = PolicySpec::MedianStopping {
+            evaluation_interval: 1,
+            delay_evaluation: 0,
+        };
         // Only the candidate reached k = 3: median is its own average → kept.
         let d = decide(&p, Goal::Maximize, 1, &[&[0.9, 0.9], &[0.1, 0.2, 0.3]]).expect("evaluated");
         assert!(!d.cancel);
@@ -365,7 +444,11 @@ mod tests {
         let d = decide(&p, Goal::Maximize, 4, &runs).expect("evaluated");
         assert!(d.cancel && d.reason.threshold == 0.5, "{:?}", d.reason);
         // The second worst survives.
-        assert!(!decide(&p, Goal::Maximize, 0, &runs).expect("evaluated").cancel);
+        assert!(
+            !decide(&p, Goal::Maximize, 0, &runs)
+                .expect("evaluated")
+                .cancel
+        );
     }
 
     #[test]
@@ -389,10 +472,22 @@ mod tests {
             truncation_percentage: 25,
         };
         let runs: [&[f64]; 4] = [&[1.0], &[2.0], &[3.0], &[4.0]];
-        assert!(decide(&p, Goal::Minimize, 3, &runs).expect("evaluated").cancel);
-        assert!(!decide(&p, Goal::Minimize, 0, &runs).expect("evaluated").cancel);
+        assert!(
+            decide(&p, Goal::Minimize, 3, &runs)
+                .expect("evaluated")
+                .cancel
+        );
+        assert!(
+            !decide(&p, Goal::Minimize, 0, &runs)
+                .expect("evaluated")
+                .cancel
+        );
         let ties: [&[f64]; 4] = [&[1.0], &[1.0], &[1.0], &[1.0]];
-        assert!(!decide(&p, Goal::Minimize, 0, &ties).expect("evaluated").cancel);
+        assert!(
+            !decide(&p, Goal::Minimize, 0, &ties)
+                .expect("evaluated")
+                .cancel
+        );
     }
 
     #[test]

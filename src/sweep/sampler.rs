@@ -128,7 +128,12 @@ impl RandomSampler {
 
     /// Rejection first; once most of a small space is used, pick uniformly
     /// among the configurations left so the last ones don't take forever.
-    fn suggest_finite(&self, card: u64, seen: &HashSet<String>, rng: &mut SweepRng) -> Option<Vec<Value>> {
+    fn suggest_finite(
+        &self,
+        card: u64,
+        seen: &HashSet<String>,
+        rng: &mut SweepRng,
+    ) -> Option<Vec<Value>> {
         if seen.len() as u64 >= card {
             return None;
         }
@@ -212,11 +217,17 @@ mod tests {
     use crate::sweep::rng::seeded;
 
     fn param(name: &str, expression: Expression) -> Parameter {
-        Parameter { name: name.into(), expression }
+        Parameter {
+            name: name.into(),
+            expression,
+        }
     }
 
     fn choice(name: &str, values: &[i64]) -> Parameter {
-        param(name, Expression::Choice(values.iter().map(|&v| Value::from(v)).collect()))
+        param(
+            name,
+            Expression::Choice(values.iter().map(|&v| Value::from(v)).collect()),
+        )
     }
 
     /// Ask until the sampler stops (or `limit`), recording each suggestion.
@@ -224,7 +235,9 @@ mod tests {
         let mut rng = seeded(seed);
         let mut history = History::default();
         while history.trials.len() < limit {
-            let Some(values) = sampler.suggest(&history, &mut rng) else { break };
+            let Some(values) = sampler.suggest(&history, &mut rng) else {
+                break;
+            };
             history.push_running(values);
         }
         history.trials.into_iter().map(|t| t.values).collect()
@@ -254,20 +267,37 @@ mod tests {
     #[test]
     fn grid_refuses_non_choice_expressions() {
         let space = [param("lr", Expression::Uniform { min: 0.0, max: 1.0 })];
-        let err = new_sampler(SamplingKind::Grid, &space, Goal::Maximize).err().expect("refused");
-        assert!(err.to_string().contains("grid sampling does not support uniform() (parameter 'lr')"), "{err}");
+        let err = new_sampler(SamplingKind::Grid, &space, Goal::Maximize)
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("grid sampling does not support uniform() (parameter 'lr')"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bayesian_refuses_log_and_normal_expressions() {
-        let space = [param("lr", Expression::LogUniform { min: -5.0, max: -1.0 })];
-        let err = new_sampler(SamplingKind::Bayesian, &space, Goal::Maximize).err().expect("refused");
+        let space = [param(
+            "lr",
+            Expression::LogUniform {
+                min: -5.0,
+                max: -1.0,
+            },
+        )];
+        let err = new_sampler(SamplingKind::Bayesian, &space, Goal::Maximize)
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("loguniform"), "{err}");
     }
 
     #[test]
     fn random_never_repeats_and_stops_when_finite_space_is_exhausted() {
-        let space = [choice("a", &[1, 2, 3]), param("b", Expression::RandInt { upper: 4 })];
+        let space = [
+            choice("a", &[1, 2, 3]),
+            param("b", Expression::RandInt { upper: 4 }),
+        ];
         let mut random = new_sampler(SamplingKind::Random, &space, Goal::Maximize).expect("random");
         let got = run(random.as_mut(), 5, 1000);
         assert_eq!(got.len(), 12);
@@ -286,8 +316,21 @@ mod tests {
     fn same_seed_gives_same_sequence_for_every_sampler() {
         let space = [
             choice("a", &[1, 2, 3, 4]),
-            param("x", Expression::Uniform { min: -1.0, max: 1.0 }),
-            param("q", Expression::QUniform { min: 0.0, max: 10.0, q: 0.5 }),
+            param(
+                "x",
+                Expression::Uniform {
+                    min: -1.0,
+                    max: 1.0,
+                },
+            ),
+            param(
+                "q",
+                Expression::QUniform {
+                    min: 0.0,
+                    max: 10.0,
+                    q: 0.5,
+                },
+            ),
         ];
         for kind in [SamplingKind::Random, SamplingKind::Bayesian] {
             let seq = |seed| {

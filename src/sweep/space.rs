@@ -65,9 +65,7 @@ impl Expression {
             Expression::LogUniform { min, max } => number(uniform(rng, *min, *max).exp()),
             Expression::QLogUniform { min, max, q } => quantize(uniform(rng, *min, *max).exp(), *q),
             Expression::Normal { mu, sigma } => number(mu + sigma * standard_normal(rng)),
-            Expression::QNormal { mu, sigma, q } => {
-                quantize(mu + sigma * standard_normal(rng), *q)
-            }
+            Expression::QNormal { mu, sigma, q } => quantize(mu + sigma * standard_normal(rng), *q),
             Expression::LogNormal { mu, sigma } => {
                 number((mu + sigma * standard_normal(rng)).exp())
             }
@@ -137,7 +135,9 @@ mod tests {
 
     fn draws(e: &Expression, n: usize, seed: u64) -> Vec<f64> {
         let mut rng = seeded(seed);
-        (0..n).map(|_| e.sample(&mut rng).as_f64().expect("number")).collect()
+        (0..n)
+            .map(|_| e.sample(&mut rng).as_f64().expect("number"))
+            .collect()
     }
 
     fn mean(xs: &[f64]) -> f64 {
@@ -151,13 +151,21 @@ mod tests {
 
     #[test]
     fn choice_keeps_user_values_and_types() {
-        let values = vec![Value::from(0.5), Value::from(1), Value::from("adam"), Value::Bool(true)];
+        let values = vec![
+            Value::from(0.5),
+            Value::from(1),
+            Value::from("adam"),
+            Value::Bool(true),
+        ];
         let e = Expression::Choice(values.clone());
         let mut rng = seeded(3);
         let mut hits = [0usize; 4];
         for _ in 0..4000 {
             let v = e.sample(&mut rng);
-            let i = values.iter().position(|x| *x == v).expect("one of the choices");
+            let i = values
+                .iter()
+                .position(|x| *x == v)
+                .expect("one of the choices");
             hits[i] += 1;
         }
         // Each ~1000; 6 sigma of a binomial(4000, 1/4) is ~165.
@@ -189,7 +197,11 @@ mod tests {
 
     #[test]
     fn quniform_rounds_to_multiples_of_q_without_float_noise() {
-        let e = Expression::QUniform { min: 0.0, max: 1.0, q: 0.1 };
+        let e = Expression::QUniform {
+            min: 0.0,
+            max: 1.0,
+            q: 0.1,
+        };
         let mut rng = seeded(11);
         for _ in 0..2000 {
             let v = e.sample(&mut rng);
@@ -204,7 +216,11 @@ mod tests {
 
     #[test]
     fn quniform_with_integral_q_gives_json_integers() {
-        let e = Expression::QUniform { min: 16.0, max: 128.0, q: 16.0 };
+        let e = Expression::QUniform {
+            min: 16.0,
+            max: 128.0,
+            q: 16.0,
+        };
         let mut rng = seeded(2);
         for _ in 0..500 {
             let v = e.sample(&mut rng);
@@ -216,7 +232,14 @@ mod tests {
 
     #[test]
     fn loguniform_bounds_are_in_log_space() {
-        let xs = draws(&Expression::LogUniform { min: (1e-4f64).ln(), max: (1e-1f64).ln() }, 20000, 5);
+        let xs = draws(
+            &Expression::LogUniform {
+                min: (1e-4f64).ln(),
+                max: (1e-1f64).ln(),
+            },
+            20000,
+            5,
+        );
         assert!(xs.iter().all(|x| (1e-4..1e-1).contains(x)));
         // log10 uniform on [-4, -1]: a third of the mass per decade.
         let below_1e3 = xs.iter().filter(|&&x| x < 1e-3).count() as f64 / xs.len() as f64;
@@ -227,7 +250,11 @@ mod tests {
 
     #[test]
     fn qloguniform_is_quantized_exponential() {
-        let e = Expression::QLogUniform { min: 0.0, max: (100f64).ln(), q: 1.0 };
+        let e = Expression::QLogUniform {
+            min: 0.0,
+            max: (100f64).ln(),
+            q: 1.0,
+        };
         let mut rng = seeded(8);
         for _ in 0..2000 {
             let x = e.sample(&mut rng).as_i64().expect("integer");
@@ -237,23 +264,43 @@ mod tests {
 
     #[test]
     fn normal_has_mu_and_sigma() {
-        let xs = draws(&Expression::Normal { mu: 3.0, sigma: 2.0 }, 40000, 9);
+        let xs = draws(
+            &Expression::Normal {
+                mu: 3.0,
+                sigma: 2.0,
+            },
+            40000,
+            9,
+        );
         assert!((mean(&xs) - 3.0).abs() < 0.04, "{}", mean(&xs));
         assert!((sd(&xs) - 2.0).abs() < 0.04, "{}", sd(&xs));
     }
 
     #[test]
     fn qnormal_rounds_normal_draws() {
-        let e = Expression::QNormal { mu: 0.0, sigma: 10.0, q: 2.0 };
+        let e = Expression::QNormal {
+            mu: 0.0,
+            sigma: 10.0,
+            q: 2.0,
+        };
         let mut rng = seeded(4);
-        let xs: Vec<f64> = (0..10000).map(|_| e.sample(&mut rng).as_i64().expect("int") as f64).collect();
+        let xs: Vec<f64> = (0..10000)
+            .map(|_| e.sample(&mut rng).as_i64().expect("int") as f64)
+            .collect();
         assert!(xs.iter().all(|x| x % 2.0 == 0.0));
         assert!((sd(&xs) - 10.0).abs() < 0.4);
     }
 
     #[test]
     fn lognormal_is_exp_of_normal() {
-        let xs = draws(&Expression::LogNormal { mu: 1.0, sigma: 0.5 }, 40000, 10);
+        let xs = draws(
+            &Expression::LogNormal {
+                mu: 1.0,
+                sigma: 0.5,
+            },
+            40000,
+            10,
+        );
         assert!(xs.iter().all(|&x| x > 0.0));
         let logs: Vec<f64> = xs.iter().map(|x| x.ln()).collect();
         assert!((mean(&logs) - 1.0).abs() < 0.01);
@@ -262,11 +309,18 @@ mod tests {
 
     #[test]
     fn qlognormal_is_quantized_and_positive_or_zero() {
-        let e = Expression::QLogNormal { mu: 2.0, sigma: 0.5, q: 0.5 };
+        let e = Expression::QLogNormal {
+            mu: 2.0,
+            sigma: 0.5,
+            q: 0.5,
+        };
         let mut rng = seeded(12);
         for _ in 0..2000 {
             let x = e.sample(&mut rng).as_f64().expect("number");
-            assert!(x >= 0.0 && (x * 2.0 - (x * 2.0).round()).abs() < 1e-9, "{x}");
+            assert!(
+                x >= 0.0 && (x * 2.0 - (x * 2.0).round()).abs() < 1e-9,
+                "{x}"
+            );
         }
     }
 
