@@ -12,6 +12,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Budget, Options, Spanned};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 /// Largest v1 file we accept; real ones are a few KiB.
@@ -124,19 +125,23 @@ pub fn read_file(path: &Path) -> Result<(Node, String), ModelError> {
             hint: None,
         });
     }
-    if meta.len() > MAX_FILE_BYTES {
+    // Read through a limit rather than trusting the size: `/dev/zero` or a
+    // pipe reports 0 bytes and never ends.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| io_error(path, &e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(ModelError::InFile {
             file: path.into(),
             message: format!(
-                "file is {} bytes; v1 configuration files are limited to {MAX_FILE_BYTES} bytes",
-                meta.len()
+                "file is larger than {MAX_FILE_BYTES} bytes, the limit for v1 configuration files"
             ),
             hint: Some(
                 "check that -c / --hyperdrive-configuration-name names the right file".into(),
             ),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
     let text = String::from_utf8(bytes).map_err(|e| ModelError::InFile {
         file: path.into(),
         message: format!(
@@ -817,6 +822,28 @@ mod tests {
     #[test]
     fn duplicate_keys_are_an_error() {
         assert!(parse_str("a: 1\na: 2\n", Path::new("d.yml")).is_err());
+    }
+
+    #[test]
+    fn endless_special_file_is_refused_not_read_forever() {
+        let err = read_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn json_documents_parse_as_yaml() {
+        let node = parse(r#"{"script": "a.py", "arguments": ["--n", 3], "environment": {}}"#);
+        let Value::Map(entries) = &node.value else {
+            panic!("not a map")
+        };
+        assert_eq!(entries.len(), 3);
+        assert_eq!(
+            entries[1].key_pos,
+            Pos {
+                line: 1,
+                column: 20
+            }
+        );
     }
 
     #[test]
