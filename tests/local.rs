@@ -702,4 +702,72 @@ fn a_relative_azml_local_workspace_still_gives_absolute_artifact_uris() {
         p.path().canonicalize().unwrap().display()
     );
     assert!(logs.contains(&expected), "want {expected:?} in {logs}");
+    // The workspace sits inside the source folder but is never snapshotted into runs.
+    let run_dir = p.path().join("ws/runs").join(&run_id);
+    assert!(run_dir.join("uri.py").is_file());
+    assert!(!run_dir.join("ws").exists());
+}
+/// Files the script sees in its working directory (minus what the run itself writes).
+const LIST_FILES: &str = r#"
+import os
+seen = []
+for d, dirs, files in os.walk("."):
+    dirs[:] = [x for x in dirs if x not in ("user_logs", "logs", "outputs")]
+    seen += [os.path.relpath(os.path.join(d, f)).replace(os.sep, "/") for f in files]
+print("SEEN", sorted(seen))
+"#;
+
+fn files_seen_by_script(p: &Project) -> Vec<String> {
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "snap", "list_files.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    let line = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("SEEN "))
+        .unwrap_or_else(|| panic!("no SEEN line in {logs}"));
+    line.trim_matches(|c| c == '[' || c == ']')
+        .split(", ")
+        .map(|s| s.trim_matches('\'').to_string())
+        .collect()
+}
+
+#[test]
+fn the_snapshot_follows_amlignore_else_gitignore_and_the_script_cannot_see_ignored_files() {
+    let Some(py) = python(false) else { return };
+    // (files in the project, expected visible to the script)
+    let cases: [(&[(&str, &str)], &[&str]); 3] = [
+        (
+            &[
+                (".amlignore", "data/\n*.log\n"),
+                (".gitignore", "keep.txt\n"),
+                ("data/secret.csv", "x"),
+                ("a.log", "x"),
+                ("keep.txt", "x"),
+            ],
+            &[".amlignore", ".gitignore", "keep.txt", "list_files.py"],
+        ),
+        (
+            &[(".gitignore", "*.log\n"), ("a.log", "x"), ("keep.txt", "x")],
+            &[".gitignore", "keep.txt", "list_files.py"],
+        ),
+        (
+            &[("a.log", "x"), ("sub/b.txt", "x")],
+            &["a.log", "list_files.py", "sub/b.txt"],
+        ),
+    ];
+    for (files, expected) in cases {
+        let p = Project::new(py.clone());
+        p.write("list_files.py", LIST_FILES);
+        for (name, text) in files {
+            p.write(name, text);
+        }
+        let mut seen = files_seen_by_script(&p);
+        // The project's own .azureml folder (runconfigs) is not part of these cases.
+        seen.retain(|f| !f.starts_with(".azureml/"));
+        assert_eq!(seen, *expected, "project files {files:?}");
+    }
 }

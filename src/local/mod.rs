@@ -33,7 +33,6 @@ pub mod git;
 pub mod launchers;
 pub mod process;
 pub mod runner;
-pub mod snapshot_copy;
 pub mod ssh;
 pub mod store;
 pub mod submit;

@@ -11,7 +11,6 @@
 //! The sweep driver uses 1 and 2 directly (one tracking server, many children).
 
 use super::runner::{CancelToken, ExecOptions, Job, execute};
-use super::snapshot_copy::{SnapshotSummary, copy_source_tree_placeholder};
 use super::store::{NewRun, RunEnd, RunQuery, RunRecord, RunStatus, Store};
 use super::tracking::{TrackingServer, mlflow_env};
 use super::{LocalWorkspace, git, new_run_id};
@@ -22,10 +21,6 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// v1's snapshot size limits: past these it warned (and Azure refused).
-pub const SNAPSHOT_WARN_BYTES: u64 = 300 * 1024 * 1024;
-pub const SNAPSHOT_WARN_FILES: u64 = 2000;
 
 /// What to run: a resolved runconfig (script/arguments from the command line
 /// already applied, see [`apply_command_line`]) plus where and as what.
@@ -83,7 +78,7 @@ pub struct LaunchSpec {
 pub struct PreparedRun {
     pub run: RunRecord,
     pub launch: LaunchSpec,
-    pub snapshot: SnapshotSummary,
+    pub snapshot: crate::snapshot::Summary,
 }
 
 /// Messages submit shows while it works (the command layer routes them to the printer).
@@ -157,7 +152,11 @@ impl LocalWorkspace {
         store
             .set_supervisor(&run_id, std::process::id())
             .map_err(store_err)?;
-        let snapshot = self.snapshot_into(&sub.source_dir, &store.run_dir(&run_id), ui)?;
+        let (snapshot, snapshot_id) =
+            self.snapshot_into(&sub.source_dir, &store.run_dir(&run_id), ui)?;
+        let mut id = Map::new();
+        id.insert("ContentSnapshotId".into(), Value::String(snapshot_id));
+        store.add_properties(&run_id, &id).map_err(store_err)?;
         let launch = LaunchSpec {
             program,
             args,
@@ -169,37 +168,53 @@ impl LocalWorkspace {
         let spec = serde_json::to_value(&launch).map_err(|e| failed(e.to_string(), None))?;
         store.set_launch(&run_id, &spec).map_err(store_err)?;
         Ok(PreparedRun {
-            run,
+            run: store.run(&run_id).map_err(store_err)?,
             launch,
             snapshot,
         })
     }
 
+    /// Snapshot `source_dir` with v1's ignore rules into the workspace's
+    /// content-addressed store and materialize it (hard links) as the run folder.
     fn snapshot_into(
         &self,
         source_dir: &Path,
         run_dir: &Path,
         ui: &dyn SubmitUi,
-    ) -> WsResult<SnapshotSummary> {
-        let summary = copy_source_tree_placeholder(source_dir, run_dir, &[self.root.clone()])
-            .map_err(|e| {
-                failed(
-                    format!("cannot snapshot {}: {e}", source_dir.display()),
-                    Some("check that --source-directory exists and is readable"),
-                )
-            })?;
-        ui.info(&format!(
-            "Snapshot: {} files, {} bytes",
-            summary.files, summary.bytes
-        ));
-        if summary.bytes > SNAPSHOT_WARN_BYTES || summary.files > SNAPSHOT_WARN_FILES {
-            ui.warn(&format!(
-                "the snapshot ({} files, {} bytes) exceeds v1's limits of {SNAPSHOT_WARN_FILES} files / 300 MB; \
-                 list what the run does not need in .amlignore",
-                summary.files, summary.bytes
+    ) -> WsResult<(crate::snapshot::Summary, String)> {
+        let snapshot_err = |e: crate::snapshot::SnapshotError| {
+            use crate::error::ExitCoded;
+            failed(
+                format!("cannot snapshot {}: {e}", source_dir.display()),
+                e.hint().as_deref(),
+            )
+        };
+        let store =
+            crate::snapshot::Store::open(self.root.join("snapshots")).map_err(snapshot_err)?;
+        let snap = store
+            .snapshot(source_dir, std::slice::from_ref(&self.root))
+            .map_err(snapshot_err)?;
+        store
+            .materialize(&snap.manifest, run_dir, crate::snapshot::Materialize::Link)
+            .map_err(snapshot_err)?;
+        let rules = match &snap.ignore_file {
+            Some(file) => format!(
+                " (ignoring what {} lists)",
+                file.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            None => String::new(),
+        };
+        ui.info(&format!("{}{rules}", snap.summary));
+        for warning in &snap.warnings {
+            ui.warn(&warning.to_string());
+        }
+        if !snap.skipped.is_empty() {
+            ui.info(&format!(
+                "{} symlinked folders, dangling links or special files were left out of the snapshot",
+                snap.skipped.len()
             ));
         }
-        Ok(summary)
+        Ok((snap.summary, snap.manifest.id()))
     }
 }
 
