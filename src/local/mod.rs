@@ -36,6 +36,7 @@ pub mod runner;
 pub mod ssh;
 pub mod store;
 pub mod submit;
+pub mod sweep;
 pub mod tracking;
 
 use crate::workspace::{
@@ -463,6 +464,14 @@ impl Workspace for LocalWorkspace {
 
     async fn monitor_logs(&self, run_id: &str, logs: &dyn LogSink) -> WsResult<RunOutcome> {
         submit::monitor_logs(self, run_id, logs).await
+    }
+
+    async fn submit_hyperdrive(
+        &self,
+        request: &crate::workspace::SubmitHyperdrive,
+        logs: &dyn LogSink,
+    ) -> WsResult<RunOutcome> {
+        sweep::submit_hyperdrive(self, request, logs).await
     }
 
     async fn download_logs(&self, run_id: &str, output_dir: &Path) -> WsResult<Value> {

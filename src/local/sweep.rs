@@ -1,0 +1,793 @@
+//! `run submit-hyperdrive` on the local workspace: the sweep driver.
+//!
+//! A parent run `HD_<uuid>` (runType `hyperdrive`) and children `<parent>_<n>`,
+//! each a normal script run prepared and executed by [`super::submit`]. The
+//! driver keeps up to `max_concurrent_runs` children going, asking the sampler
+//! for a new configuration as soon as a slot frees. Every primary-metric value
+//! a child logs (MLflow endpoint or v1 offline-log lines) reaches the metric
+//! hook, which evaluates the early-termination policy right there and cancels
+//! the child's process group when the policy says so; the reason is kept on
+//! the child (`error.message` and the `cancel_reason` tag).
+//!
+//! What the parent records, so `run show -r HD_…` answers "how did it go":
+//! properties `best_child_run_id`, `score`, `best_metric_status`, child counts
+//! and the sweep settings; a tag `_aml_system_<child>` per child with its
+//! hyperparameters (as v1 did).
+
+use super::runner::{CancelToken, ExecOptions, MetricHook};
+use super::store::{MetricPoint, NewRun, RunEnd, RunStatus, Store};
+use super::submit::{
+    CTRL_C_REASON, QuietUi, ScriptSubmission, cancel_on_terminate, run_prepared, store_err,
+};
+use super::tracking::TrackingServer;
+use super::{LocalWorkspace, git};
+use crate::model::hdconfig::HyperDriveConfig;
+use crate::sweep::{
+    Goal, History, PolicySpec, Sampler, SamplingKind, SweepRng, TrialState, new_sampler,
+    primary_metric, seeded,
+};
+use crate::workspace::{LogSink, RunOutcome, SubmitHyperdrive, WorkspaceError, WsResult};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often the driver looks for `run cancel -r HD_…` from another process.
+const PARENT_CANCEL_POLL: Duration = Duration::from_millis(300);
+
+/// `run submit-hyperdrive` on this machine: validate, create the parent,
+/// drive the children to the end, summarize. Returns the parent run.
+pub async fn submit_hyperdrive(
+    ws: &LocalWorkspace,
+    request: &SubmitHyperdrive,
+    logs: &dyn LogSink,
+) -> WsResult<RunOutcome> {
+    let hd = &request.hyperdrive;
+    let sampler = check(hd)?;
+    if request.script.asynchronous {
+        return Err(WorkspaceError::Unsupported {
+            what: "run submit-hyperdrive --async".into(),
+            backend: "local",
+            hint: Some("run the sweep in the foreground (drop --async), e.g. under nohup".into()),
+        });
+    }
+    let seed = request.seed.unwrap_or_else(rand_seed);
+    let parent = create_parent(ws, request, seed)?;
+    logs.write(&format!("RunId: {parent}\n"));
+    let tracking = TrackingServer::start(&ws.root)
+        .await
+        .map_err(|e| failed(e.to_string(), None))?;
+    let tracking = Arc::new(tracking);
+    let mut driver = Driver::new(ws, request, parent.clone(), sampler, seed, tracking.clone());
+    let result = driver.run(logs).await;
+    if let Ok(tracking) = Arc::try_unwrap(tracking) {
+        tracking.shutdown().await;
+    }
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            end_parent(ws, &parent, RunStatus::Failed, Some(e.to_string()))?;
+            return Err(e);
+        }
+    };
+    driver.report(&summary, logs)?;
+    end_parent(ws, &parent, summary.status, summary.reason.clone())?;
+    let store = ws.store()?;
+    let run = store.run(&parent).map_err(store_err)?;
+    Ok(RunOutcome {
+        run: ws.run_json(&store, &run, false)?,
+        interrupted: summary.interrupted,
+    })
+}
+
+/// What must hold before any child starts: a sampler for this space, and no
+/// early termination with Bayesian sampling (it learns from complete runs).
+fn check(hd: &HyperDriveConfig) -> WsResult<Box<dyn Sampler>> {
+    if hd.sampling == SamplingKind::Bayesian && hd.policy != PolicySpec::NoTermination {
+        return Err(WorkspaceError::Invalid(format!(
+            "Bayesian sampling does not support early termination ({})",
+            hd.policy.name()
+        )));
+    }
+    new_sampler(hd.sampling, &hd.parameter_space, hd.primary_metric_goal).map_err(|e| {
+        use crate::error::ExitCoded;
+        failed(e.to_string(), e.hint().as_deref())
+    })
+}
+
+/// Without `--seed`, a fresh seed (recorded on the parent, so the sweep can be
+/// replayed with `--seed`).
+fn rand_seed() -> u64 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]))
+}
+
+fn failed(message: impl Into<String>, hint: Option<&str>) -> WorkspaceError {
+    WorkspaceError::Failed {
+        message: message.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+fn goal_name(goal: Goal) -> &'static str {
+    match goal {
+        Goal::Maximize => "maximize",
+        Goal::Minimize => "minimize",
+    }
+}
+
+fn sampling_name(kind: SamplingKind) -> &'static str {
+    match kind {
+        SamplingKind::Random => "RANDOM",
+        SamplingKind::Grid => "GRID",
+        SamplingKind::Bayesian => "BAYESIANOPTIMIZATION",
+    }
+}
+
+/// Create the parent run (Running, supervised by this process).
+fn create_parent(ws: &LocalWorkspace, request: &SubmitHyperdrive, seed: u64) -> WsResult<String> {
+    let hd = &request.hyperdrive;
+    let run_id = format!("HD_{}", uuid::Uuid::new_v4());
+    let target = Some(request.script.run_config.target.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "local".into());
+    let mut properties = Map::new();
+    let settings = [
+        ("runTemplate", "HyperDrive".to_string()),
+        (
+            "primary_metric_config",
+            json!({"name": hd.primary_metric_name, "goal": goal_name(hd.primary_metric_goal)})
+                .to_string(),
+        ),
+        ("sampling", sampling_name(hd.sampling).to_string()),
+        ("policy", hd.policy.name().to_string()),
+        ("max_total_runs", hd.max_total_runs.to_string()),
+        ("max_concurrent_runs", hd.max_concurrent_runs.to_string()),
+        ("max_duration_minutes", hd.max_duration_minutes.to_string()),
+        ("seed", seed.to_string()),
+    ];
+    for (k, v) in settings {
+        properties.insert(k.into(), Value::String(v));
+    }
+    let store = ws.store()?;
+    store
+        .create_run(&NewRun {
+            run_id: run_id.clone(),
+            experiment: request.script.experiment.clone(),
+            parent_run_id: None,
+            run_type: "hyperdrive".into(),
+            target,
+            display_name: None,
+            properties,
+            tags: BTreeMap::new(),
+        })
+        .map_err(store_err)?;
+    store
+        .mark_running(&run_id, std::process::id())
+        .map_err(store_err)?;
+    Ok(run_id)
+}
+
+fn end_parent(
+    ws: &LocalWorkspace,
+    parent: &str,
+    status: RunStatus,
+    reason: Option<String>,
+) -> WsResult<()> {
+    let error = reason.map(|r| (status.as_str().to_string(), r));
+    let end = RunEnd {
+        status,
+        exit_code: None,
+        error: error.filter(|_| status != RunStatus::Completed),
+    };
+    ws.store()?.finish_run(parent, &end).map_err(store_err)?;
+    Ok(())
+}
+
+/// One child as the driver and the metric hook see it.
+struct Child {
+    run_id: String,
+    values: Vec<Value>,
+    cancel: CancelToken,
+    /// Primary-metric values in logged order (what policies compare).
+    primary: Vec<f64>,
+    /// Set once the policy cancelled it: later values are ignored.
+    policy_reason: Option<String>,
+    status: Option<RunStatus>,
+}
+
+/// State shared with the metric hook (which runs inside tracking requests).
+struct Shared {
+    children: Vec<Child>,
+    policy: PolicySpec,
+    goal: Goal,
+    metric: String,
+}
+
+impl Shared {
+    /// A child logged `value` for the primary metric: store it, evaluate the
+    /// policy at this interval, cancel the child if it says so.
+    fn on_primary(&mut self, index: usize, value: f64) {
+        let Some(child) = self.children.get_mut(index) else {
+            return;
+        };
+        if child.policy_reason.is_some() || child.status.is_some() {
+            return;
+        }
+        child.primary.push(value);
+        let runs: Vec<&[f64]> = self.children.iter().map(|c| c.primary.as_slice()).collect();
+        let Some(decision) = self.policy.evaluate(self.goal, index, &runs) else {
+            return;
+        };
+        if decision.cancel {
+            let reason = format!(
+                "canceled by the early-termination policy: {}",
+                decision.reason
+            );
+            let child = &mut self.children[index];
+            child.cancel.cancel(reason.clone());
+            child.policy_reason = Some(reason);
+        }
+    }
+}
+
+/// How the sweep ended.
+struct Summary {
+    status: RunStatus,
+    reason: Option<String>,
+    interrupted: bool,
+}
+
+/// Why the driver stopped starting children early.
+#[derive(Debug, Clone, PartialEq)]
+enum Stop {
+    Interrupted,
+    Deadline,
+    Canceled(String),
+}
+
+struct Driver<'a> {
+    ws: &'a LocalWorkspace,
+    request: &'a SubmitHyperdrive,
+    parent: String,
+    sampler: Box<dyn Sampler>,
+    rng: SweepRng,
+    history: History,
+    shared: Arc<Mutex<Shared>>,
+    tracking: Arc<TrackingServer>,
+    git: Map<String, Value>,
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<'a> Driver<'a> {
+    fn new(
+        ws: &'a LocalWorkspace,
+        request: &'a SubmitHyperdrive,
+        parent: String,
+        sampler: Box<dyn Sampler>,
+        seed: u64,
+        tracking: Arc<TrackingServer>,
+    ) -> Self {
+        let hd = &request.hyperdrive;
+        let shared = Shared {
+            children: Vec::new(),
+            policy: hd.policy.clone(),
+            goal: hd.primary_metric_goal,
+            metric: hd.primary_metric_name.clone(),
+        };
+        Driver {
+            ws,
+            request,
+            parent,
+            sampler,
+            rng: seeded(seed),
+            history: History::default(),
+            shared: Arc::new(Mutex::new(shared)),
+            tracking,
+            git: git::git_properties(&request.script.source_dir),
+        }
+    }
+
+    fn hd(&self) -> &HyperDriveConfig {
+        &self.request.hyperdrive
+    }
+
+    /// The scheduling loop: fill free slots, react to children ending, to
+    /// Ctrl-C/SIGTERM, to the deadline and to `run cancel` of the parent.
+    async fn run(&mut self, logs: &dyn LogSink) -> WsResult<Summary> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(usize, WsResult<RunEnd>)>();
+        let terminate = CancelToken::new();
+        cancel_on_terminate(&terminate, "canceled: azml received SIGTERM or SIGHUP");
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_secs(u64::from(self.hd().max_duration_minutes) * 60);
+        let mut poll = tokio::time::interval(PARENT_CANCEL_POLL);
+        let mut stop: Option<Stop> = None;
+        let mut exhausted = false;
+        let mut running = 0usize;
+        let mut launch_error = None;
+        loop {
+            while stop.is_none() && !exhausted && launch_error.is_none() && running < self.slots() {
+                match self.launch_next(&tx) {
+                    Ok(true) => running += 1,
+                    Ok(false) => exhausted = true,
+                    Err(e) => launch_error = Some(e),
+                }
+            }
+            if launch_error.is_some() && running > 0 && stop.is_none() {
+                self.cancel_all("canceled: the sweep could not start its next child run");
+                stop = Some(Stop::Canceled("a child run could not be started".into()));
+            }
+            if running == 0 {
+                break;
+            }
+            tokio::select! {
+                Some((index, end)) = rx.recv() => {
+                    running -= 1;
+                    self.child_ended(index, end);
+                    logs.write(&self.progress_line());
+                }
+                _ = tokio::signal::ctrl_c(), if stop.is_none() => {
+                    self.cancel_all(CTRL_C_REASON);
+                    stop = Some(Stop::Interrupted);
+                }
+                reason = terminate.cancelled(), if stop.is_none() => {
+                    self.cancel_all(&reason);
+                    stop = Some(Stop::Canceled(reason));
+                }
+                _ = tokio::time::sleep_until(deadline), if stop.is_none() => {
+                    let minutes = self.hd().max_duration_minutes;
+                    self.cancel_all(&format!("canceled: the sweep reached max_duration_minutes ({minutes})"));
+                    stop = Some(Stop::Deadline);
+                }
+                _ = poll.tick(), if stop.is_none() => {
+                    if let Some(reason) = self.parent_cancel_request()? {
+                        self.cancel_all(&reason);
+                        stop = Some(Stop::Canceled(reason));
+                    }
+                }
+            }
+        }
+        if let Some(e) = launch_error {
+            return Err(e);
+        }
+        Ok(self.summary(stop))
+    }
+
+    /// How many children may run at once (at least one).
+    fn slots(&self) -> usize {
+        self.hd().max_concurrent_runs.max(1) as usize
+    }
+
+    fn parent_cancel_request(&self) -> WsResult<Option<String>> {
+        let store = Store::open(&self.ws.root).map_err(store_err)?;
+        store.cancel_request(&self.parent).map_err(store_err)
+    }
+
+    fn cancel_all(&self, reason: &str) {
+        let shared = lock(&self.shared);
+        for child in shared.children.iter().filter(|c| c.status.is_none()) {
+            child.cancel.cancel(reason);
+        }
+    }
+
+    /// Ask the sampler for the next configuration and start it as a child.
+    /// `Ok(false)` when the budget or the space is used up.
+    fn launch_next(
+        &mut self,
+        tx: &mpsc::UnboundedSender<(usize, WsResult<RunEnd>)>,
+    ) -> WsResult<bool> {
+        if self.history.trials.len() >= self.hd().max_total_runs as usize {
+            return Ok(false);
+        }
+        let Some(values) = self.sampler.suggest(&self.history, &mut self.rng) else {
+            return Ok(false);
+        };
+        let index = self.history.push_running(values.clone());
+        let run_id = format!("{}_{index}", self.parent);
+        let cancel = CancelToken::new();
+        lock(&self.shared).children.push(Child {
+            run_id: run_id.clone(),
+            values: values.clone(),
+            cancel: cancel.clone(),
+            primary: Vec::new(),
+            policy_reason: None,
+            status: None,
+        });
+        if let Err(e) = self.prepare_child(&run_id, &values) {
+            let mut shared = lock(&self.shared);
+            shared.children[index].status = Some(RunStatus::Failed);
+            self.history.trials[index].state = TrialState::Failed;
+            return Err(e);
+        }
+        let opts = ExecOptions {
+            cancel,
+            on_metric: Some(self.metric_hook(index)),
+            ..Default::default()
+        };
+        let root = self.ws.root.clone();
+        let tracking = self.tracking.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let end = run_prepared(&root, &run_id, &tracking, &opts).await;
+            let _ = tx.send((index, end));
+        });
+        Ok(true)
+    }
+
+    /// Create the child run with its argv, environment and hyperparameters.
+    fn prepare_child(&self, run_id: &str, values: &[Value]) -> WsResult<()> {
+        let script = &self.request.script;
+        let space = &self.hd().parameter_space;
+        let mut extra_args = Vec::new();
+        let mut extra_env = BTreeMap::new();
+        let mut hyperparameters = Map::new();
+        for (p, v) in space.iter().zip(values) {
+            let text = value_arg(v);
+            extra_args.push(flag_name(&p.name));
+            extra_args.push(text.clone());
+            extra_env.insert(
+                format!("AZUREML_PARAMETER_{}", p.name.trim_start_matches('-')),
+                text,
+            );
+            hyperparameters.insert(p.name.clone(), v.clone());
+        }
+        let hyperparameters = Value::Object(hyperparameters).to_string();
+        let submission = ScriptSubmission {
+            experiment: script.experiment.clone(),
+            run_config: script.run_config.clone(),
+            source_dir: script.source_dir.clone(),
+            project_dir: Some(script.project_dir.clone()),
+            run_id: Some(run_id.to_string()),
+            parent_run_id: Some(self.parent.clone()),
+            extra_args,
+            extra_env,
+            tags: BTreeMap::from([("hyperparameters".to_string(), hyperparameters.clone())]),
+            git_properties: Some(self.git.clone()),
+            ..Default::default()
+        };
+        self.ws.prepare_script_run(&submission, &QuietUi)?;
+        let store = Store::open(&self.ws.root).map_err(store_err)?;
+        for (p, v) in space.iter().zip(values) {
+            store
+                .log_param(run_id, &p.name, &value_arg(v))
+                .map_err(store_err)?;
+        }
+        store
+            .set_tag(
+                &self.parent,
+                &format!("_aml_system_{run_id}"),
+                &hyperparameters,
+            )
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    fn metric_hook(&self, index: usize) -> MetricHook {
+        let shared = self.shared.clone();
+        Arc::new(move |_run_id: &str, point: &MetricPoint| {
+            let mut shared = lock(&shared);
+            if point.name == shared.metric {
+                shared.on_primary(index, point.value);
+            }
+        })
+    }
+
+    /// A child finished: record its state and metric for the sampler, and the
+    /// policy's reason as a tag.
+    fn child_ended(&mut self, index: usize, end: WsResult<RunEnd>) {
+        let status = end.as_ref().map_or(RunStatus::Failed, |e| e.status);
+        let (metric, run_id, policy_reason) = {
+            let mut shared = lock(&self.shared);
+            let goal = shared.goal;
+            let child = &mut shared.children[index];
+            child.status = Some(status);
+            (
+                primary_metric(&child.primary, goal),
+                child.run_id.clone(),
+                child.policy_reason.clone(),
+            )
+        };
+        let trial = &mut self.history.trials[index];
+        trial.metric = metric;
+        trial.state = match status {
+            RunStatus::Completed => TrialState::Completed,
+            RunStatus::Canceled => TrialState::Canceled,
+            _ => TrialState::Failed,
+        };
+        if let (RunStatus::Canceled, Some(reason)) = (status, policy_reason)
+            && let Ok(store) = Store::open(&self.ws.root)
+        {
+            let _ = store.set_tag(&run_id, "cancel_reason", &reason);
+        }
+        if let Err(e) = end {
+            tracing::warn!(run_id, error = %e, "child run failed to execute");
+        }
+    }
+
+    /// `[HD_…] 3 done (1 canceled), 2 running, best Accuracy 0.91 (HD_…_2)`.
+    fn progress_line(&self) -> String {
+        let shared = lock(&self.shared);
+        let done = shared
+            .children
+            .iter()
+            .filter(|c| c.status.is_some())
+            .count();
+        let canceled = shared
+            .children
+            .iter()
+            .filter(|c| c.status == Some(RunStatus::Canceled))
+            .count();
+        let running = shared.children.len() - done;
+        let best = best_child(&shared)
+            .map(|(id, m)| format!(", best {} {} ({id})", shared.metric, fmt_metric(m)))
+            .unwrap_or_default();
+        format!(
+            "[{}] {done} done ({canceled} canceled), {running} running{best}\n",
+            self.parent
+        )
+    }
+
+    fn summary(&self, stop: Option<Stop>) -> Summary {
+        let shared = lock(&self.shared);
+        let any = |s: RunStatus| shared.children.iter().any(|c| c.status == Some(s));
+        match stop {
+            Some(Stop::Interrupted) => Summary {
+                status: RunStatus::Canceled,
+                reason: Some(CTRL_C_REASON.into()),
+                interrupted: true,
+            },
+            Some(Stop::Canceled(reason)) => Summary {
+                status: RunStatus::Canceled,
+                reason: Some(reason),
+                interrupted: false,
+            },
+            _ if !any(RunStatus::Completed) && any(RunStatus::Failed) => Summary {
+                status: RunStatus::Failed,
+                reason: Some("no child run completed; see the failed children's logs".into()),
+                interrupted: false,
+            },
+            Some(Stop::Deadline) | None => Summary {
+                status: RunStatus::Completed,
+                reason: None,
+                interrupted: false,
+            },
+        }
+    }
+
+    /// Record the outcome on the parent and print the children table.
+    fn report(&self, summary: &Summary, logs: &dyn LogSink) -> WsResult<()> {
+        let shared = lock(&self.shared);
+        let store = Store::open(&self.ws.root).map_err(store_err)?;
+        let count = |s: RunStatus| {
+            shared
+                .children
+                .iter()
+                .filter(|c| c.status == Some(s))
+                .count()
+        };
+        let mut props = Map::new();
+        props.insert(
+            "child_runs_total".into(),
+            json!(shared.children.len().to_string()),
+        );
+        props.insert(
+            "child_runs_completed".into(),
+            json!(count(RunStatus::Completed).to_string()),
+        );
+        props.insert(
+            "child_runs_canceled".into(),
+            json!(count(RunStatus::Canceled).to_string()),
+        );
+        props.insert(
+            "child_runs_failed".into(),
+            json!(count(RunStatus::Failed).to_string()),
+        );
+        let best = best_child(&shared);
+        if let Some((id, metric)) = &best {
+            props.insert("best_child_run_id".into(), json!(id));
+            props.insert("score".into(), json!(metric.to_string()));
+            props.insert("best_metric_status".into(), json!("Succeeded"));
+        }
+        store
+            .add_properties(&self.parent, &props)
+            .map_err(store_err)?;
+        logs.write(&children_table(&shared, &self.hd().parameter_space));
+        match best {
+            Some((id, metric)) => logs.write(&format!(
+                "Best run: {id} ({} {})\n",
+                shared.metric,
+                fmt_metric(metric)
+            )),
+            None if !shared.children.is_empty() => {
+                logs.write(&never_logged_warning(&store, &shared));
+            }
+            None => logs.write("warning: the sweep started no child runs\n"),
+        }
+        if summary.status != RunStatus::Completed
+            && let Some(reason) = &summary.reason
+        {
+            logs.write(&format!(
+                "The sweep ended {}: {reason}\n",
+                summary.status.as_str()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The best child by v1's best-run rule (over every value each logged).
+fn best_child(shared: &Shared) -> Option<(String, f64)> {
+    shared
+        .children
+        .iter()
+        .filter_map(|c| primary_metric(&c.primary, shared.goal).map(|m| (c.run_id.clone(), m)))
+        .reduce(|a, b| if shared.goal.better(b.1, a.1) { b } else { a })
+}
+
+/// "the primary metric was never logged", naming what was.
+fn never_logged_warning(store: &Store, shared: &Shared) -> String {
+    let mut names: Vec<String> = shared
+        .children
+        .iter()
+        .flat_map(|c| store.metrics(&c.run_id).unwrap_or_default())
+        .map(|p| p.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    let logged = if names.is_empty() {
+        "no metrics at all".to_string()
+    } else {
+        names.join(", ")
+    };
+    format!(
+        "warning: no child run logged the primary metric '{}' (they logged: {logged}); \
+         the sweep could not rank its runs\nhint: make primary_metric_name match the name \
+         the script logs (names are case-sensitive)\n",
+        shared.metric
+    )
+}
+
+/// Children sorted best first by primary metric (unranked last).
+fn children_table(shared: &Shared, space: &[crate::sweep::Parameter]) -> String {
+    let mut rows: Vec<(Option<f64>, [String; 4])> = shared
+        .children
+        .iter()
+        .map(|c| {
+            let metric = primary_metric(&c.primary, shared.goal);
+            let params: Vec<String> = space
+                .iter()
+                .zip(&c.values)
+                .map(|(p, v)| format!("{}={}", p.name, value_arg(v)))
+                .collect();
+            let status = c.status.map_or("Running", RunStatus::as_str);
+            let cells = [
+                c.run_id.clone(),
+                params.join(" "),
+                metric.map_or("-".into(), fmt_metric),
+                status.to_string(),
+            ];
+            (metric, cells)
+        })
+        .collect();
+    rows.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) if shared.goal.better(x, y) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) if shared.goal.better(y, x) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        _ => std::cmp::Ordering::Equal,
+    });
+    let header = [
+        "RUN ID".to_string(),
+        "HYPERPARAMETERS".into(),
+        shared.metric.clone(),
+        "STATUS".into(),
+    ];
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for (_, cells) in &rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String; 4]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(&header);
+    for (_, cells) in &rows {
+        out.push_str(&line(cells));
+    }
+    out
+}
+
+fn fmt_metric(x: f64) -> String {
+    let s = format!("{x:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// `--name` for a bare name; names already starting with `-` are kept (v1).
+fn flag_name(name: &str) -> String {
+    if name.starts_with('-') {
+        name.to_string()
+    } else {
+        format!("--{name}")
+    }
+}
+
+/// A sampled value as the script receives it: strings verbatim, numbers as
+/// JSON prints them, booleans/null as Python's `str()` did in v1.
+pub fn value_arg(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_names_get_double_dash_and_dashed_names_stay() {
+        assert_eq!(flag_name("lr"), "--lr");
+        assert_eq!(flag_name("--penalty"), "--penalty");
+        assert_eq!(flag_name("-k"), "-k");
+    }
+
+    #[test]
+    fn values_reach_the_script_as_v1_printed_them() {
+        assert_eq!(value_arg(&json!("adam")), "adam");
+        assert_eq!(value_arg(&json!(0.5)), "0.5");
+        assert_eq!(value_arg(&json!(16)), "16");
+        assert_eq!(value_arg(&json!(true)), "True");
+    }
+
+    fn shared_with(policy: PolicySpec, curves: &[&[f64]]) -> Shared {
+        let children = curves
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Child {
+                run_id: format!("HD_x_{i}"),
+                values: vec![],
+                cancel: CancelToken::new(),
+                primary: c.to_vec(),
+                policy_reason: None,
+                status: None,
+            })
+            .collect();
+        Shared {
+            children,
+            policy,
+            goal: Goal::Maximize,
+            metric: "accuracy".into(),
+        }
+    }
+
+    #[test]
+    fn a_policy_cancel_stops_recording_further_values() {
+        let policy = PolicySpec::Bandit {
+            evaluation_interval: 1,
+            delay_evaluation: 0,
+            slack: crate::sweep::Slack::Amount(0.1),
+        };
+        let mut shared = shared_with(policy, &[&[0.9, 0.9], &[]]);
+        shared.on_primary(1, 0.5);
+        let reason = shared.children[1].cancel.reason().expect("cancelled");
+        assert!(reason.contains("BanditPolicy at interval 1"), "{reason}");
+        shared.on_primary(1, 0.95);
+        assert_eq!(shared.children[1].primary, vec![0.5]);
+    }
+}

@@ -1,0 +1,313 @@
+//! `run submit-hyperdrive` on the local workspace, through the real binary:
+//! the seed's documented hdconfig with the quickstart script, a Bandit sweep
+//! over scripts with known curves, and sweeps that must fail or warn.
+//!
+//! Uses `AZML_TEST_PYTHON` (with mlflow-skinny: the quickstart logs through
+//! MLflow when it can) or `python3`; skips without Python unless
+//! `AZML_TEST_REQUIRE_ALL=1`, where a missing component fails.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart");
+
+fn python() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("AZML_TEST_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let found = std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("python3"))
+        .find(|p| p.is_file());
+    let require_all = std::env::var("AZML_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1");
+    assert!(
+        !require_all || std::env::var_os("AZML_TEST_PYTHON").is_some(),
+        "AZML_TEST_PYTHON is not set but AZML_TEST_REQUIRE_ALL=1"
+    );
+    if found.is_none() {
+        eprintln!("skipped: no python3 and no AZML_TEST_PYTHON");
+    }
+    found
+}
+
+/// A throwaway project folder with its own local workspace.
+struct Project {
+    dir: tempfile::TempDir,
+    python: PathBuf,
+}
+
+impl Project {
+    fn new(python: PathBuf) -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+            python,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path().join(name), text).expect("write");
+    }
+
+    fn copy_quickstart(&self, name: &str) {
+        std::fs::copy(Path::new(QUICKSTART).join(name), self.path().join(name)).expect("copy");
+    }
+
+    fn azml(&self, args: &[&str]) -> Output {
+        let bin = self.python.parent().expect("python dir").to_path_buf();
+        let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )))
+        .expect("PATH");
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("azml"))
+            .args(args)
+            .current_dir(self.path())
+            .env("PATH", path)
+            .env_remove("AZML_LOCAL_WORKSPACE")
+            .env_remove("MLFLOW_TRACKING_URI")
+            .env_remove("MLFLOW_RUN_ID")
+            .output()
+            .expect("run azml")
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.azml(args);
+        assert!(out.status.success(), "azml {args:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+
+    fn children(&self, parent: &str) -> Vec<Value> {
+        let mut runs = self
+            .json(&["run", "list", "--parent-run-id", parent, "--last", "0"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        runs.sort_by_key(|r| child_index(r["runId"].as_str().unwrap_or("")));
+        runs
+    }
+}
+
+fn child_index(run_id: &str) -> usize {
+    run_id
+        .rsplit('_')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn submit(p: &Project, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec!["run", "submit-hyperdrive", "-e", "sweep"];
+    args.extend_from_slice(extra);
+    let out = p.azml(&args);
+    let run = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out, run)
+}
+
+/// The hdconfig of the docs the product was specified from, verbatim.
+const DOCUMENTED_HDCONFIG: &str = include_str!("fixtures/sweep/documented-hdconfig.yml");
+
+#[test]
+fn the_documented_hdconfig_runs_locally_with_the_quickstart_script() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.copy_quickstart("train.py");
+    p.write("hdconfig.yml", DOCUMENTED_HDCONFIG);
+    let (out, parent) = submit(
+        &p,
+        &[
+            "--hyperdrive-configuration-name",
+            "hdconfig.yml",
+            "--seed",
+            "3",
+            "train.py",
+            "--epochs",
+            "3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let parent_id = parent["runId"].as_str().expect("runId").to_string();
+    assert!(
+        parent_id.starts_with("HD_") && parent_id.len() == 39,
+        "{parent_id}"
+    );
+    assert_eq!(parent["runType"], "hyperdrive");
+    assert_eq!(parent["status"], "Completed");
+
+    // choice(0.5, 1, 1.5) has 3 configurations: random sampling stops there
+    // (never repeats) although max_total_runs is 8.
+    let children = p.children(&parent_id);
+    assert_eq!(children.len(), 3, "{children:?}");
+    let mut penalties = Vec::new();
+    for (n, child) in children.iter().enumerate() {
+        let id = child["runId"].as_str().expect("child id");
+        assert_eq!(id, format!("{parent_id}_{n}"));
+        assert_eq!(child["parentRunId"], parent_id.as_str());
+        let shown = p.json(&["run", "show", "-r", id]);
+        let penalty = shown["params"]["--penalty"]
+            .as_str()
+            .expect("param")
+            .to_string();
+        let log = std::fs::read_to_string(
+            p.path()
+                .join(".azureml/localws/runs")
+                .join(id)
+                .join("user_logs/std_log.txt"),
+        )
+        .expect("child log");
+        assert!(
+            log.contains(&format!(
+                "penalty={}",
+                penalty.parse::<f64>().expect("number")
+            )),
+            "{log}"
+        );
+        let accuracy = p.json(&["run", "metrics", "-r", id]);
+        assert_eq!(
+            accuracy["Accuracy"].as_array().map(Vec::len),
+            Some(3),
+            "{accuracy}"
+        );
+        penalties.push(penalty);
+    }
+    penalties.sort();
+    assert_eq!(penalties, ["0.5", "1", "1.5"]);
+
+    let shown = p.json(&["run", "show", "-r", &parent_id]);
+    let props = &shown["properties"];
+    assert_eq!(props["child_runs_total"], "3");
+    let best = props["best_child_run_id"].as_str().expect("best child");
+    assert!(best.starts_with(&parent_id));
+    assert!(
+        stderr(&out).contains(&format!("Best run: {best}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        props["primary_metric_config"],
+        json!({"name": "Accuracy", "goal": "maximize"}).to_string()
+    );
+}
+
+/// Prints a fixed curve (quality × shape) as v1 offline-log lines, slowly
+/// enough that a cancellation lands before the next value.
+const CURVE_SCRIPT: &str = r#"
+import argparse, os, sys, time
+ap = argparse.ArgumentParser()
+ap.add_argument("--quality", type=float)
+a = ap.parse_args()
+assert os.environ["AZUREML_PARAMETER_quality"] == sys.argv[sys.argv.index("--quality") + 1]
+for k, shape in enumerate([0.5, 0.8, 0.9, 1.0]):
+    print("Attempted to log scalar metric acc:")
+    print(round(a.quality * shape, 6), flush=True)
+    time.sleep(0.4)
+"#;
+
+const BANDIT_HDCONFIG: &str = r#"
+sampling:
+  type: grid
+  parameter_space:
+  - name: quality
+    expression: choice
+    values: [0.9, 0.5, 0.85, 0.3]
+policy:
+  type: BanditPolicy
+  evaluation_interval: 1
+  slack_factor: 0.2
+primary_metric_name: acc
+primary_metric_goal: maximize
+max_total_runs: 4
+max_concurrent_runs: 1
+"#;
+
+/// One child at a time in grid order; by the formula (best_k / 1.2):
+/// child 1 logs 0.25 < 0.45/1.2 = 0.375 at k=1 → canceled; child 2 stays
+/// above (0.425, 0.68, 0.765, 0.85 vs 0.375, 0.6, 0.675, 0.75); child 3 logs
+/// 0.15 < 0.375 → canceled.
+#[test]
+fn a_bandit_sweep_cancels_exactly_the_runs_the_formula_says() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("curve.py", CURVE_SCRIPT);
+    p.write("hd.yml", BANDIT_HDCONFIG);
+    let (out, parent) = submit(
+        &p,
+        &["--hyperdrive-configuration-name", "hd.yml", "curve.py"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let parent_id = parent["runId"].as_str().expect("runId");
+    let children = p.children(parent_id);
+    let statuses: Vec<&str> = children
+        .iter()
+        .map(|c| c["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(statuses, ["Completed", "Canceled", "Completed", "Canceled"]);
+    let canceled = p.json(&["run", "show", "-r", &format!("{parent_id}_1")]);
+    let reason = canceled["tags"]["cancel_reason"]
+        .as_str()
+        .expect("reason tag");
+    assert!(
+        reason.contains("BanditPolicy at interval 1: value 0.25 vs threshold 0.375"),
+        "{reason}"
+    );
+    assert_eq!(
+        p.json(&["run", "metrics", "-r", &format!("{parent_id}_1")]),
+        json!({"acc": 0.25})
+    );
+    assert_eq!(
+        parent["properties"]["best_child_run_id"],
+        format!("{parent_id}_0")
+    );
+    assert_eq!(parent["properties"]["score"], "0.9");
+}
+
+#[test]
+fn a_metric_never_logged_finishes_with_a_warning_naming_it_and_what_was_logged() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("curve.py", CURVE_SCRIPT);
+    p.write(
+        "hd.yml",
+        &BANDIT_HDCONFIG
+            .replace("primary_metric_name: acc", "primary_metric_name: Accuracy")
+            .replace("max_total_runs: 4", "max_total_runs: 1"),
+    );
+    let (out, parent) = submit(
+        &p,
+        &["--hyperdrive-configuration-name", "hd.yml", "curve.py"],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("no child run logged the primary metric 'Accuracy' (they logged: acc)"),
+        "{err}"
+    );
+    assert_eq!(parent["status"], "Completed", "{err}");
+}
+
+#[test]
+fn grid_sampling_with_uniform_fails_before_any_child_starts() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("curve.py", CURVE_SCRIPT);
+    p.write(
+        "hd.yml",
+        &BANDIT_HDCONFIG.replace(
+            "expression: choice\n    values: [0.9, 0.5, 0.85, 0.3]",
+            "expression: uniform\n    values: [0, 1]",
+        ),
+    );
+    let (out, _) = submit(
+        &p,
+        &["--hyperdrive-configuration-name", "hd.yml", "curve.py"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("uniform"), "{}", stderr(&out));
+    let runs = p.json(&["run", "list", "--last", "0"]);
+    assert_eq!(runs, json!([]), "no run may exist");
+}
