@@ -117,5 +117,11 @@ fn as_exit_coded<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a
     if let Some(e) = cause.downcast_ref::<crate::sweep::SweepError>() {
         return Some(e);
     }
+    if let Some(e) = cause.downcast_ref::<crate::arm::ArmError>() {
+        return Some(e);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::model::compute::SpecError>() {
+        return Some(e);
+    }
     None
 }

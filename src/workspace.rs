@@ -35,6 +35,8 @@ impl ExitCoded for WorkspaceError {
     fn exit_code(&self) -> i32 {
         match self {
             WorkspaceError::NotFound { .. } => exit::NOT_FOUND,
+            // A backend error inside decides (e.g. an ARM 404 → 3).
+            WorkspaceError::Other(inner) => crate::error::exit_code_of(inner).0,
             _ => exit::ERROR,
         }
     }
@@ -48,6 +50,7 @@ impl ExitCoded for WorkspaceError {
             WorkspaceError::Unsupported { hint, .. } | WorkspaceError::Failed { hint, .. } => {
                 hint.clone()
             }
+            WorkspaceError::Other(inner) => crate::error::exit_code_of(inner).1,
             _ => None,
         }
     }

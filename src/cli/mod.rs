@@ -66,6 +66,25 @@ pub struct GlobalArgs {
         value_name = "SUBSCRIPTION"
     )]
     pub subscription: Option<String>,
+    /// Azure credential to use: token (AZML_ACCESS_TOKEN), sp, workload, msi or cli. Default: the first that works (msi only when asked).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global Arguments",
+        value_name = "METHOD",
+        env = "AZML_AUTH",
+        value_parser = ["token", "sp", "workload", "msi", "cli"]
+    )]
+    pub auth: Option<String>,
+    /// Azure cloud: AzureCloud, AzureChinaCloud or AzureUSGovernment.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global Arguments",
+        value_name = "NAME",
+        env = "AZURE_CLOUD"
+    )]
+    pub cloud: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,9 +21,9 @@ impl Backend {
     pub fn open(resolved: &ResolvedWorkspace) -> Self {
         match &resolved.target {
             WorkspaceTarget::Local { root } => Backend::Local(LocalWorkspace::new(root.clone())),
-            WorkspaceTarget::Azure(workspace) => Backend::Azure(AzureWorkspace {
-                workspace: workspace.clone(),
-            }),
+            WorkspaceTarget::Azure(workspace) => {
+                Backend::Azure(AzureWorkspace::new(workspace.clone()))
+            }
         }
     }
 }

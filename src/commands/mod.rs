@@ -36,6 +36,11 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(&cli.global);
+    crate::arm::ArmSettings {
+        cloud: cli.global.cloud.clone(),
+        auth: cli.global.auth.clone(),
+    }
+    .install();
     let mut ctx = Context::new(cli.global.clone());
     ctx.printer.metadata_file = metadata_file(&matches);
     if let Some(path) = ctx.printer.metadata_file.as_ref().filter(|p| p.exists()) {
