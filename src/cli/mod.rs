@@ -66,23 +66,21 @@ pub struct GlobalArgs {
         value_name = "SUBSCRIPTION"
     )]
     pub subscription: Option<String>,
-    /// Azure credential to use: token (AZML_ACCESS_TOKEN), sp, workload, msi or cli. Default: the first that works (msi only when asked).
+    /// Azure credential: token, sp, workload, msi or cli (else AZML_AUTH; default: first that works).
     #[arg(
         long,
         global = true,
         help_heading = "Global Arguments",
         value_name = "METHOD",
-        env = "AZML_AUTH",
         value_parser = ["token", "sp", "workload", "msi", "cli"]
     )]
     pub auth: Option<String>,
-    /// Azure cloud: AzureCloud, AzureChinaCloud or AzureUSGovernment.
+    /// Azure cloud: AzureCloud, AzureChinaCloud or AzureUSGovernment (else AZURE_CLOUD).
     #[arg(
         long,
         global = true,
         help_heading = "Global Arguments",
-        value_name = "NAME",
-        env = "AZURE_CLOUD"
+        value_name = "NAME"
     )]
     pub cloud: Option<String>,
 }
