@@ -64,10 +64,12 @@ unset MLFLOW_TRACKING_URI MLFLOW_RUN_ID AZML_LOCAL_WORKSPACE
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
 median_ms() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'; }
 
-project() {  # project DIR: a folder with the SSH target attached
-  mkdir -p "$1"
+project() {  # project DIR: a folder with the SSH target attached and a runconfig `box` for it
+  mkdir -p "$1/.azureml"
   (cd "$1" && "$AZML" computetarget attach remote -n box -a 127.0.0.1 --ssh-port "$port" \
       -u "$(id -un)" --private-key-file "$work/client_key" >/dev/null 2>&1)
+  printf 'target: box\nenvironment:\n  python:\n    userManagedDependencies: true\n    interpreterPath: python3\n' \
+    > "$1/.azureml/box.runconfig"
 }
 
 # --- 1. no-op run overhead ---------------------------------------------------
@@ -78,18 +80,18 @@ SSH=(ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new
      -o UserKnownHostsFile="$work/bench_known_hosts" -o ControlMaster=auto
      -o ControlPath="$work/cm-%C" -o ControlPersist=60 -i "$work/client_key" -p "$port" 127.0.0.1)
 "${SSH[@]}" true
-(cd "$p" && "$AZML" run submit-script --ct box -e bench noop.py >/dev/null 2>&1)   # warm-up
+(cd "$p" && "$AZML" run submit-script -c box -e bench noop.py >/dev/null 2>&1)   # warm-up
 bare=() azml=()
 for _ in $(seq "$N"); do
   t0=$(now_us); "${SSH[@]}" python3 -c pass; t1=$(now_us)
-  (cd "$p" && "$AZML" run submit-script --ct box -e bench noop.py >/dev/null 2>&1); t2=$(now_us)
+  (cd "$p" && "$AZML" run submit-script -c box -e bench noop.py >/dev/null 2>&1); t2=$(now_us)
   bare+=($((t1 - t0))) azml+=($((t2 - t1)))
 done
 b=$(printf '%s\n' "${bare[@]}" | median_ms)
 a=$(printf '%s\n' "${azml[@]}" | median_ms)
 echo "SSH target overhead ($PROFILE, N=$N, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
 echo "  ssh host python3 -c pass (shared connection)   median ${b} ms"
-echo "  azml run submit-script --ct box noop.py        median ${a} ms"
+echo "  azml run submit-script -c box noop.py          median ${a} ms"
 awk -v a="$a" -v b="$b" 'BEGIN {printf "  ratio                                          %.2fx (goal <= 1.5x)\n", a / b}'
 
 # --- 2. sync of a 2,000-file tree -------------------------------------------
@@ -109,7 +111,7 @@ EOF
 submit() {  # prints "<ms> <sync line>"
   local t0 t1 line
   t0=$(now_us)
-  line=$(cd "$p" && "$AZML" --verbose run submit-script --ct box -e sync noop.py 2>&1 >/dev/null | grep -o 'synced.*' || true)
+  line=$(cd "$p" && "$AZML" --verbose run submit-script -c box -e sync noop.py 2>&1 >/dev/null | grep -o 'synced.*' || true)
   t1=$(now_us)
   awk -v t=$((t1 - t0)) -v l="$line" 'BEGIN {printf "%8.1f ms   %s\n", t/1000, l}'
 }

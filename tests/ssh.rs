@@ -968,9 +968,10 @@ fn a_lost_connection_fails_the_run_with_the_reason() {
     };
     let p = Project::new(&server);
     assert!(p.attach("box").status.success());
+    // The script marks its start in the host's $HOME: unambiguous, unlike process names.
     p.write(
         "long.py",
-        "import time\nprint('started', flush=True)\ntime.sleep(5544332)\n",
+        "import os, time\nopen(os.path.expanduser('~/long-started'), 'w').close()\ntime.sleep(600)\n",
     );
     let azml = p
         .azml()
@@ -980,12 +981,7 @@ fn a_lost_connection_fails_the_run_with_the_reason() {
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let remote_python_started = || {
-        sshd::pids_with("long.py")
-            .into_iter()
-            .any(|pid| sshd::comm_of(pid).is_some_and(|c| c.starts_with("python")))
-    };
-    while !remote_python_started() {
+    while !server.remote_home.join("long-started").exists() {
         assert!(Instant::now() < deadline, "the remote script never started");
         std::thread::sleep(Duration::from_millis(50));
     }

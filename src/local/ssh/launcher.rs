@@ -4,7 +4,7 @@
 //! group) and what happens after (fetch `outputs/`/`logs/`, notice a lost
 //! connection and fail the run with the reason).
 
-use super::remote::{self, HostRunState};
+use super::remote::{self, Finish, HostRunState};
 use super::sync::{self, SyncEntry};
 use super::{Ssh, SshContext, SshError, SshTarget};
 use crate::local::runner::{Job, Launched, Launcher, RunnerError, STD_LOG};
@@ -39,6 +39,8 @@ struct JobState {
     lost: Option<String>,
     /// The host could not be reached when the run's ssh ended.
     unreachable: bool,
+    /// `outputs/` and `logs/` are back already.
+    fetched: bool,
 }
 
 impl SshLauncher {
@@ -124,8 +126,11 @@ impl Launcher for SshLauncher {
             });
         }
         let ssh = self.ssh.clone();
-        let run_id = job.run_id.clone();
-        let stop = Box::new(move |force: bool| stop(&ssh, &run_id, &state, force));
+        let target = StopTarget {
+            run_id: job.run_id.clone(),
+            working_dir: job.working_dir.clone(),
+        };
+        let stop = Box::new(move |force: bool| stop(&ssh, &target, &state, force));
         Ok(Launched {
             child,
             stop,
@@ -149,6 +154,9 @@ impl SshLauncher {
         let fetched = std::thread::scope(|s| {
             if let Some((remote, local)) = state.forward {
                 s.spawn(move || self.ssh.cancel_forward(remote, local));
+            }
+            if state.fetched {
+                return Ok(0);
             }
             remote::fetch_outputs(&self.ssh, &job.run_id, &job.working_dir)
         });
@@ -199,45 +207,61 @@ fn lost_message(host: &str, what: &str) -> String {
 }
 
 /// The runner's stop: polite (TERM) or forced (KILL) on the remote group.
-/// A forced stop right after the ssh client ended, with no polite stop before
-/// it, finds out whether the run really ended or the connection dropped.
-fn stop(ssh: &Ssh, run_id: &str, state: &Mutex<JobState>, force: bool) {
+/// The forced stop right after the ssh client ended also brings the outputs
+/// back (one round trip), and, when no polite stop came before it, tells a
+/// run that really ended from a connection that dropped.
+fn stop(ssh: &Ssh, job: &StopTarget, state: &Mutex<JobState>, force: bool) {
     if !force {
         lock(state).stop_requested = true;
-    }
-    let signal = if force { "KILL" } else { "TERM" };
-    let host = ssh.target.display();
-    let script = remote::signal_script(run_id, signal);
-    let ssh = ssh.clone();
-    let answer = blocking_section(|| {
-        bounded(STOP_TIMEOUT, move || {
-            ssh.run("stopping the run", &script, b"")
-        })
-    });
-    let mut st = lock(state);
-    if st.stop_requested || st.lost.is_some() {
+        let script = remote::signal_script(&job.run_id, "TERM");
+        let ssh = ssh.clone();
+        blocking_section(|| {
+            bounded(STOP_TIMEOUT, move || {
+                ssh.run("stopping the run", &script, b"")
+            })
+        });
         return;
     }
-    match answer {
-        Some(Ok(out)) => match String::from_utf8_lossy(&out.stdout).trim() {
-            "signalled" => st.lost = Some(lost_message(&host, "the remote process was stopped")),
-            "gone" => {
-                st.lost = Some(lost_message(
-                    &host,
-                    "the remote process ended without an exit status",
-                ))
-            }
-            _ => {}
-        },
-        Some(Err(e)) => {
-            st.lost = Some(e.to_string());
-            st.unreachable = true;
-        }
-        None => {
-            st.lost = Some("the host did not answer in time".into());
-            st.unreachable = true;
-        }
+    if lock(state).fetched {
+        return;
     }
+    let host = ssh.target.display();
+    let answer = {
+        let (ssh, run_id, dir) = (ssh.clone(), job.run_id.clone(), job.working_dir.clone());
+        blocking_section(|| bounded(STOP_TIMEOUT, move || remote::finish(&ssh, &run_id, &dir)))
+    };
+    let mut st = lock(state);
+    let (lost, unreachable) = match answer {
+        Some(Ok(Finish::Exited { .. })) => {
+            st.fetched = true;
+            (None, false)
+        }
+        Some(Ok(Finish::NeverStarted)) => (None, false),
+        Some(Ok(Finish::Killed)) => (
+            Some(lost_message(&host, "the remote process was stopped")),
+            false,
+        ),
+        Some(Ok(Finish::Gone)) => (
+            Some(lost_message(
+                &host,
+                "the remote process ended without an exit status",
+            )),
+            false,
+        ),
+        Some(Err(e)) => (Some(e.to_string()), true),
+        None => (Some("the host did not answer in time".into()), true),
+    };
+    // After a cancel, a killed or unreachable run is expected, not "lost".
+    if !st.stop_requested && st.lost.is_none() {
+        st.lost = lost;
+        st.unreachable = unreachable;
+    }
+}
+
+/// What a stop closure needs to know about its job.
+struct StopTarget {
+    run_id: String,
+    working_dir: std::path::PathBuf,
 }
 
 /// Files of the local run folder to send: the snapshot, not azml's own log.

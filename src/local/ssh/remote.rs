@@ -190,15 +190,18 @@ pub fn env_script(
 /// reads the environment from stdin so secrets never sit in argv or on disk.
 pub fn launch_script(run_id: &str, argv: &[String]) -> String {
     // v1's default interpreter `python` may be called `python3` on the host.
-    let cmd = match argv.split_first() {
-        Some((first, rest)) if first == "python" => format!("\"$PY\" {}", quote_all(rest))
-            .trim_end()
-            .to_string(),
-        _ => quote_all(argv),
+    let (pick_python, cmd) = match argv.split_first() {
+        Some((first, rest)) if is_python(first) => (
+            pick_python_script(first),
+            format!("\"$PY\" {}", quote_all(rest))
+                .trim_end()
+                .to_string(),
+        ),
+        _ => (String::new(), quote_all(argv)),
     };
     format!(
         r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}
-PY=python; command -v python >/dev/null 2>&1 || PY=python3
+{pick_python}
 mkdir -p "$S" && cd "$R" || {{ echo "azml: run folder $R is missing on the host" >&2; exit 125; }}
 eval "$(cat)" || exit 125
 mkdir -p outputs logs
@@ -214,6 +217,27 @@ wait "$pid"; rc=$?
 echo "$rc" > "$S/exit"
 exit "$rc""#,
         run = quote(run_id),
+    )
+}
+
+/// `python`, `python3` or an absolute path to one: the interpreter may be
+/// named differently on the host.
+fn is_python(program: &str) -> bool {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    name == "python" || (program.starts_with('/') && name.starts_with("python"))
+}
+
+/// Sets `$PY` on the host: v1's default `python` falls back to `python3`;
+/// an absolute path (a runconfig written on another machine, or the local
+/// default interpreter) that the host lacks falls back to `python3` with a
+/// warning in the run's output.
+fn pick_python_script(program: &str) -> String {
+    if program == "python" {
+        return "PY=python; command -v python >/dev/null 2>&1 || PY=python3".into();
+    }
+    format!(
+        "PY={}; [ -x \"$PY\" ] || {{ echo \"azml: $PY is not on this host; using python3\" >&2; PY=python3; }}",
+        quote(program)
     )
 }
 
@@ -331,12 +355,69 @@ pub fn fetch_outputs(ssh: &Ssh, run_id: &str, dest: &Path) -> Result<u64, SshErr
     check_run_id(run_id)?;
     let script = format!(
         r#"cd "$HOME/.azml/runs/"{run} || exit 0
-set --; for d in outputs logs; do [ -e "$d" ] && set -- "$@" "$d"; done
-[ $# -eq 0 ] || exec tar cf - "$@""#,
+{TAR_OUTPUTS}"#,
         run = quote(run_id)
     );
+    match stream_tar(ssh, "fetching outputs", &script, dest)? {
+        (0, bytes) => Ok(bytes),
+        (code, _) => Err(ssh.failure("fetching outputs", Some(code), b"")),
+    }
+}
+
+/// Shell lines that write a tar of `outputs/` and `logs/` (those that exist) to stdout.
+const TAR_OUTPUTS: &str = r#"set --; for d in outputs logs; do [ -e "$d" ] && set -- "$@" "$d"; done
+[ $# -eq 0 ] || exec tar cf - "$@"
+exit 0"#;
+
+/// How [`finish`] found the run on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// It had recorded its exit status; outputs came back (this many bytes).
+    Exited { bytes: u64 },
+    /// It was still running and has been killed.
+    Killed,
+    /// It ended without recording an exit status.
+    Gone,
+    /// It never started (no pid recorded).
+    NeverStarted,
+}
+
+/// After the run's ssh ended (or to force a cancel): KILL what is left of the
+/// process group and, when the run recorded its exit, bring `outputs/` and
+/// `logs/` back into `dest` in the same round trip.
+pub fn finish(ssh: &Ssh, run_id: &str, dest: &Path) -> Result<Finish, SshError> {
+    check_run_id(run_id)?;
+    let script = format!(
+        r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}
+i=0; while [ ! -s "$S/pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+[ -s "$S/pid" ] || exit 5
+pg=$(cat "$S/pid")
+if [ -s "$S/exit" ]; then
+  kill -KILL -$pg 2>/dev/null
+  cd "$R" || exit 0
+{TAR_OUTPUTS}
+fi
+if kill -KILL -$pg 2>/dev/null || kill -KILL $pg 2>/dev/null; then exit 3; fi
+[ -s "$S/exit" ] && exit 0
+exit 4"#,
+        run = quote(run_id)
+    );
+    match stream_tar(ssh, "finishing the run", &script, dest)? {
+        (0, bytes) => Ok(Finish::Exited { bytes }),
+        (3, _) => Ok(Finish::Killed),
+        (4, _) => Ok(Finish::Gone),
+        (5, _) => Ok(Finish::NeverStarted),
+        (code, _) => Err(ssh.failure("finishing the run", Some(code), b"")),
+    }
+}
+
+/// Run `script` on the host and unpack the tar it writes to stdout into
+/// `dest`. Returns the script's exit status and the bytes received; ssh
+/// failing (255, signal) is an error.
+fn stream_tar(ssh: &Ssh, what: &str, script: &str, dest: &Path) -> Result<(i32, u64), SshError> {
+    ssh.ensure_known_hosts_dir()?;
     let mut child = ssh
-        .std_command(&script)
+        .std_command(script)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -356,10 +437,15 @@ set --; for d in outputs logs; do [ -e "$d" ] && set -- "$@" "$d"; done
         .wait()
         .map_err(|e| SshError::io("waiting for ssh", e))?;
     let stderr = err_reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(ssh.failure("fetching outputs", status.code(), &stderr));
+    match status.code() {
+        Some(code) if code != SSH_FAILURE => {
+            let bytes = unpacked.map_err(|e| {
+                SshError::io(format!("unpacking outputs into {}", dest.display()), e)
+            })?;
+            Ok((code, bytes))
+        }
+        code => Err(ssh.failure(what, code, &stderr)),
     }
-    unpacked.map_err(|e| SshError::io(format!("unpacking outputs into {}", dest.display()), e))
 }
 
 fn unpack(stream: impl std::io::Read, dest: &Path) -> std::io::Result<u64> {
@@ -464,5 +550,19 @@ mod tests {
             "{script}"
         );
         assert!(script.contains("eval \"$(cat)\""));
+        let script = launch_script("r1", &["/opt/conda/bin/python".into(), "t.py".into()]);
+        assert!(
+            script.contains("PY=/opt/conda/bin/python; [ -x \"$PY\" ]"),
+            "{script}"
+        );
+        assert!(
+            script.contains("setsid \"$PY\" t.py </dev/null &"),
+            "{script}"
+        );
+        let script = launch_script("r1", &["/bin/sh".into(), "-c".into(), "echo hi".into()]);
+        assert!(
+            script.contains("setsid /bin/sh -c 'echo hi' </dev/null &"),
+            "{script}"
+        );
     }
 }
