@@ -1000,3 +1000,98 @@ fn a_lost_connection_fails_the_run_with_the_reason() {
         .unwrap_or_default();
     assert!(message.contains("lost"), "{run}");
 }
+
+/// v1 offline-log metric lines; the weak child starts late and logs slowly so
+/// the strong ones are always ahead when the policy looks at it.
+const SWEEP_SCRIPT: &str = r#"
+import argparse, time
+ap = argparse.ArgumentParser()
+ap.add_argument("--quality", type=float)
+q = ap.parse_args().quality
+pause = 0.3 if q > 0.5 else 1.5
+for shape in [0.5, 0.8, 0.9, 1.0]:
+    time.sleep(pause)
+    print("Attempted to log scalar metric acc:")
+    print(round(q * shape, 6), flush=True)
+"#;
+
+const SWEEP_HDCONFIG: &str = r#"
+sampling:
+  type: grid
+  parameter_space:
+  - name: quality
+    expression: choice
+    values: [0.9, 0.3, 0.85]
+policy:
+  type: BanditPolicy
+  evaluation_interval: 1
+  slack_factor: 0.2
+primary_metric_name: acc
+primary_metric_goal: maximize
+max_total_runs: 3
+max_concurrent_runs: 3
+"#;
+
+#[test]
+fn a_bandit_sweep_runs_its_children_on_the_host_at_once() {
+    let Some(server) = Sshd::start() else {
+        return;
+    };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.runconfig("box", "box", "python3");
+    p.write("curve.py", SWEEP_SCRIPT);
+    p.write("hd.yml", SWEEP_HDCONFIG);
+    let out = p.run(&[
+        "run",
+        "submit-hyperdrive",
+        "-e",
+        "sweep",
+        "-c",
+        "box",
+        "--hyperdrive-configuration-name",
+        "hd.yml",
+        "curve.py",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let parent = submit_output_json(&out);
+    let parent_id = parent["runId"].as_str().expect("runId").to_string();
+    let child = |i: usize| p.json(&["run", "show", "-r", &format!("{parent_id}_{i}")]);
+    let children: Vec<serde_json::Value> = (0..3).map(child).collect();
+    let statuses: Vec<&str> = children
+        .iter()
+        .map(|c| c["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        statuses,
+        ["Completed", "Canceled", "Completed"],
+        "{}",
+        text(&out.stderr)
+    );
+    for c in &children {
+        assert_eq!(c["target"], "box");
+        let run_id = c["runId"].as_str().expect("runId");
+        assert!(
+            server
+                .remote_home
+                .join(".azml/runs")
+                .join(run_id)
+                .join("curve.py")
+                .is_file()
+        );
+    }
+    assert_eq!(
+        children[0]["metrics"]["acc"],
+        serde_json::json!([0.45, 0.72, 0.81, 0.9])
+    );
+    // Children 0 and 2 ran on the host at the same time.
+    let time = |c: &serde_json::Value, k: &str| c[k].as_str().unwrap_or_default().to_string();
+    assert!(
+        time(&children[2], "startTimeUtc") < time(&children[0], "endTimeUtc"),
+        "{children:?}"
+    );
+    assert_eq!(
+        parent["properties"]["best_child_run_id"],
+        format!("{parent_id}_0")
+    );
+}
