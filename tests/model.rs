@@ -202,7 +202,9 @@ fn v2_sweep_job_yaml_is_refused_as_v2() {
 }
 
 /// (file, expected line:col or None when the error is about the whole file, message snippet)
-const MALFORMED_CASES: &[(&str, Option<(usize, usize)>, &str)] = &[
+type MalformedCase = (&'static str, Option<(usize, usize)>, &'static str);
+
+const MALFORMED_CASES: &[MalformedCase] = &[
     (
         "hd-bad-policy-type.hdconfig.yml",
         Some((8, 9)),

@@ -208,16 +208,16 @@ pub fn resolve_interpreter(
             program,
         });
     }
-    if written == "python" {
-        if let Some(program) = find_on_path("python3", path_var) {
-            return Ok(Interpreter {
-                explanation: format!(
-                    "interpreterPath `python` is not on PATH; using `python3` ({})",
-                    program.display()
-                ),
-                program,
-            });
-        }
+    if written == "python"
+        && let Some(program) = find_on_path("python3", path_var)
+    {
+        return Ok(Interpreter {
+            explanation: format!(
+                "interpreterPath `python` is not on PATH; using `python3` ({})",
+                program.display()
+            ),
+            program,
+        });
     }
     Err(missing_interpreter(written, "it is not on PATH"))
 }

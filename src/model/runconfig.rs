@@ -73,7 +73,7 @@ pub struct RunConfig {
     pub legacy: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Environment {
     pub name: Option<String>,
     pub version: Option<String>,
@@ -355,24 +355,6 @@ impl RunConfig {
     pub fn conda_file_path(&self, project_dir: &Path) -> Option<PathBuf> {
         let file = self.environment.python.conda_dependencies_file.as_deref()?;
         Some(project_dir.join(file))
-    }
-}
-
-impl Default for Environment {
-    fn default() -> Self {
-        Environment {
-            name: None,
-            version: None,
-            environment_variables: BTreeMap::new(),
-            python: PythonSection::default(),
-            docker: DockerSection::default(),
-            spark: SparkSection::default(),
-            databricks: DatabricksSection::default(),
-            r: None,
-            inferencing_stack_version: None,
-            asset_id: None,
-            source_file: None,
-        }
     }
 }
 
