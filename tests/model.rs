@@ -1062,3 +1062,35 @@ fn every_example_runconfig_survives_write_and_reparse() {
         assert_eq!(again, rc, "{file}:\n{}", rc.to_v1_yaml());
     }
 }
+
+/// What `folder attach` writes must read back cleanly: no warnings, and a
+/// `local` runconfig whose interpreter exists on this machine.
+#[test]
+fn folder_attach_writes_runconfigs_the_model_reads_without_warnings() {
+    let (mut cmd, dir) = azml_in_project();
+    let output = cmd
+        .args(["folder", "attach", "-e", "demo"])
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (local, warnings) = load_rc(&dir.path().join(".azureml/local"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(local.environment.python.user_managed_dependencies);
+    let path_var = std::env::var_os("PATH");
+    let interpreter = local
+        .local_interpreter(dir.path(), path_var.as_deref())
+        .expect("the attached interpreter exists");
+    assert!(interpreter.program.is_file());
+    let (docker, warnings) = load_rc(&dir.path().join(".azureml/docker"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(docker.environment.docker.enabled);
+    // Apart from the interpreter choice, attach writes v1's own template.
+    let mut expected = RunConfig::v1_attach_template(false);
+    expected.environment.python = local.environment.python.clone();
+    expected.source_file = local.source_file.clone();
+    assert_eq!(local, expected);
+}
