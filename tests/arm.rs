@@ -112,3 +112,786 @@ async fn library_power_actions_wait_for_the_location_poll() {
         .unwrap();
     assert_eq!(after["properties"]["properties"]["state"], "Stopped");
 }
+
+// ---- through the real binary ------------------------------------------------
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// Environment a test must not inherit: credentials, clouds, config locations.
+const SCRUBBED_ENV: &[&str] = &[
+    "AZML_ACCESS_TOKEN",
+    "AZML_AUTH",
+    "AZML_ARM_API_VERSION",
+    "AZURE_CLOUD",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_SUBSCRIPTION_ID",
+    "AZURE_CONFIG_DIR",
+    "AZML_SSH_PASSWORD",
+    "AZML_LOCAL_WORKSPACE",
+];
+
+/// `azml` pointed at the fake with fast retries, in an empty folder with its own HOME.
+fn azml_cmd(fake: &FakeArm, home: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("azml").unwrap();
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.current_dir(home)
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("AZML_ARM_ENDPOINT", &fake.base)
+        .env("AZML_ACCESS_TOKEN", fake_arm::TOKEN)
+        .env("AZML_RETRY_BASE_MS", "1")
+        .env("AZML_LRO_POLL_MS", "1");
+    cmd
+}
+
+fn ws_flags() -> [&'static str; 6] {
+    [
+        "-w",
+        fake_arm::WS,
+        "-g",
+        fake_arm::RG,
+        "--subscription-id",
+        fake_arm::SUB,
+    ]
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+fn run(fake: &FakeArm, home: &Path, args: &[&str]) -> Run {
+    run_with(azml_cmd(fake, home), args)
+}
+
+fn run_with(mut cmd: Command, args: &[&str]) -> Run {
+    let out = cmd.args(args).args(ws_flags()).output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(r: Run) -> Run {
+    assert_eq!(r.code, 0, "stderr: {}\nstdout: {}", r.stderr, r.stdout);
+    r
+}
+
+fn assert_schema_clean(fake: &FakeArm) {
+    let state = fake.state();
+    assert!(
+        state.violations.is_empty(),
+        "schema/api-version violations: {:?}",
+        state.violations
+    );
+}
+
+#[test]
+fn create_amlcompute_gets_first_takes_the_workspace_location_and_waits() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "amlcompute",
+            "-n",
+            "cpu",
+            "-s",
+            "STANDARD_D2_V2",
+            "--max-nodes",
+            "4",
+            "-p",
+            "lowpriority",
+            "--idle-seconds-before-scaledown",
+            "600",
+            "--tag",
+            "team=ml",
+            "--assign-identity",
+            "[system]",
+            "--remote-login-port-public-access",
+            "Disabled",
+        ],
+    ));
+    let v = r.json();
+    assert_eq!(v["properties"]["provisioningState"], "Succeeded");
+    let state = fake.state();
+    assert_eq!(state.creations.get("cpu"), Some(&1));
+    let calls: Vec<String> = state
+        .log
+        .iter()
+        .map(|l| format!("{} {}", l.method, l.path))
+        .collect();
+    let compute_path = format!("{}/computes/cpu", FakeArm::workspace_path());
+    assert_eq!(
+        calls[0],
+        format!("GET {compute_path}"),
+        "GET before PUT: {calls:?}"
+    );
+    assert!(calls.contains(&format!("GET {}", FakeArm::workspace_path())));
+    let put = state.log.iter().find(|l| l.method == "PUT").unwrap();
+    let body: Value = serde_json::from_str(&put.body).unwrap();
+    assert_eq!(body["location"], "westeurope");
+    assert_eq!(
+        body["properties"]["properties"]["vmPriority"],
+        "LowPriority"
+    );
+    assert_eq!(
+        body["properties"]["properties"]["scaleSettings"]["nodeIdleTimeBeforeScaleDown"],
+        "PT10M"
+    );
+    assert!(
+        calls.iter().any(|c| c.starts_with("GET /_ops/")),
+        "polled the async operation: {calls:?}"
+    );
+    for l in &state.log {
+        assert!(l.headers["user-agent"].starts_with("azml/"));
+        assert!(!l.headers["x-ms-client-request-id"].is_empty());
+    }
+    drop(state);
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn create_over_an_existing_compute_is_refused_without_a_put() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    let home = tempfile::tempdir().unwrap();
+    let r = run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "amlcompute",
+            "-n",
+            "cpu",
+            "-s",
+            "S",
+            "--max-nodes",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert!(fake.state().log.iter().all(|l| l.method != "PUT"));
+}
+
+#[test]
+fn no_wait_returns_the_creating_resource_without_polling() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "computeinstance",
+            "-n",
+            "ci",
+            "-s",
+            "STANDARD_DS3_V2",
+            "--no-wait",
+            "--user-object-id",
+            "oid",
+            "--user-tenant-id",
+            "tid",
+            "--ssh-public-access",
+            "false",
+        ],
+    ));
+    assert_eq!(r.json()["properties"]["provisioningState"], "Creating");
+    assert!(
+        fake.state()
+            .log
+            .iter()
+            .all(|l| !l.path.starts_with("/_ops/"))
+    );
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn show_of_a_missing_compute_prints_the_arm_error_and_exits_3() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let r = run(&fake, home.path(), &["computetarget", "show", "-n", "nope"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error: (ResourceNotFound)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+}
+
+#[test]
+fn list_follows_next_links_and_the_table_has_v1_columns() {
+    let fake = FakeArm::start(Options::default());
+    for i in 0..5 {
+        fake.seed_compute(&format!("c{i}"), "AmlCompute", json!({"properties": {"properties": {"vmSize": "STANDARD_D2_V2", "currentNodeCount": i}}}));
+    }
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(&fake, home.path(), &["computetarget", "list"]));
+    assert_eq!(r.json().as_array().unwrap().len(), 5);
+    let pages = fake
+        .state()
+        .log
+        .iter()
+        .filter(|l| l.path.ends_with("/computes"))
+        .count();
+    assert_eq!(pages, 3, "2 per page");
+    assert_schema_clean(&fake);
+    let table = ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "list", "-o", "table"],
+    ));
+    for column in ["Name", "Type", "State", "Size", "Nodes"] {
+        assert!(
+            table.stdout.to_lowercase().contains(&column.to_lowercase()),
+            "{}",
+            table.stdout
+        );
+    }
+    assert!(table.stdout.contains("STANDARD_D2_V2"));
+}
+
+#[test]
+fn compute_instance_stop_start_restart_wait_for_the_operation() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute(
+        "ci",
+        "ComputeInstance",
+        json!({"properties": {"properties": {"state": "Running"}}}),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let stopped = ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "computeinstance", "stop", "-n", "ci"],
+    ));
+    assert_eq!(
+        stopped.json()["properties"]["properties"]["state"],
+        "Stopped"
+    );
+    let started = ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "start", "-n", "ci"],
+    ));
+    assert_eq!(
+        started.json()["properties"]["properties"]["state"],
+        "Running"
+    );
+    let restart = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "computeinstance",
+            "restart",
+            "-n",
+            "ci",
+            "--no-wait",
+        ],
+    ));
+    assert!(
+        restart.stdout.trim().is_empty(),
+        "--no-wait prints no resource: {}",
+        restart.stdout
+    );
+    assert_eq!(
+        fake.state().computes["ci"]["properties"]["properties"]["state"],
+        "Restarting"
+    );
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn delete_removes_created_computes_and_refuses_attached_ones() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    fake.seed_compute(
+        "vm",
+        "VirtualMachine",
+        json!({"properties": {"isAttachedCompute": true}}),
+    );
+    let home = tempfile::tempdir().unwrap();
+    ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "delete", "-n", "cpu"],
+    ));
+    let refused = run(&fake, home.path(), &["computetarget", "delete", "-n", "vm"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("detach"), "{}", refused.stderr);
+    ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "detach", "-n", "vm"],
+    ));
+    let state = fake.state();
+    assert_eq!(
+        state.removals,
+        vec![
+            ("cpu".to_string(), "Delete".to_string()),
+            ("vm".to_string(), "Detach".to_string())
+        ]
+    );
+    drop(state);
+    assert_eq!(
+        run(
+            &fake,
+            home.path(),
+            &["computetarget", "delete", "-n", "gone"]
+        )
+        .code,
+        3
+    );
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn update_amlcompute_patches_scale_settings_and_keeps_the_rest() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute(
+        "cpu",
+        "AmlCompute",
+        json!({"properties": {"properties": {"scaleSettings":
+        {"maxNodeCount": 4, "minNodeCount": 1, "nodeIdleTimeBeforeScaleDown": "PT30M"}}}}),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "update",
+            "amlcompute",
+            "-n",
+            "cpu",
+            "--max-nodes",
+            "10",
+        ],
+    ));
+    assert_eq!(
+        r.json()["properties"]["properties"]["scaleSettings"],
+        json!({"maxNodeCount": 10, "minNodeCount": 1, "nodeIdleTimeBeforeScaleDown": "PT30M"})
+    );
+    assert!(fake.state().log.iter().any(|l| l.method == "PATCH"));
+    assert_schema_clean(&fake);
+    let bad = run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "update",
+            "amlcompute",
+            "-n",
+            "cpu",
+            "--min-nodes",
+            "20",
+        ],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+}
+
+#[test]
+fn list_nodes_pages_through_all_nodes() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "list-nodes", "-n", "cpu"],
+    ));
+    assert_eq!(r.json().as_array().unwrap().len(), 3);
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn attach_remote_password_from_stdin_is_masked_until_show_secrets() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = azml_cmd(&fake, home.path());
+    cmd.write_stdin("s3cret-pw\n");
+    let r = ok(run_with(
+        cmd,
+        &[
+            "computetarget",
+            "attach",
+            "remote",
+            "-n",
+            "vm",
+            "-a",
+            "10.0.0.4",
+            "-u",
+            "azureuser",
+            "--password-stdin",
+        ],
+    ));
+    assert!(!r.stdout.contains("s3cret-pw") && !r.stderr.contains("s3cret-pw"));
+    assert_schema_clean(&fake);
+    let masked = ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "get-credentials", "-n", "vm"],
+    ));
+    assert!(!masked.stdout.contains("s3cret-pw"));
+    assert_eq!(
+        masked.json()["administratorAccount"]["username"],
+        "azureuser"
+    );
+    assert_eq!(masked.json()["administratorAccount"]["password"], "***");
+    let shown = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "get-credentials",
+            "-n",
+            "vm",
+            "--show-secrets",
+        ],
+    ));
+    assert_eq!(
+        shown.json()["administratorAccount"]["password"],
+        "s3cret-pw"
+    );
+}
+
+#[test]
+fn every_attach_kind_sends_a_schema_valid_body_and_batch_is_explained() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("id_rsa");
+    std::fs::write(
+        &key,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let rid = "/subscriptions/s/resourceGroups/r/providers/P/x/y";
+    let key_arg = key.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "hdi",
+            "-n",
+            "hdi",
+            "-a",
+            "hdi.example.net",
+            "-u",
+            "sshuser",
+            "--private-key-file",
+            key_arg,
+        ],
+        vec!["kubernetes", "-n", "k8s", "-i", rid, "--namespace", "ml"],
+        vec!["aks", "-n", "aks", "-i", rid],
+        vec!["databricks", "-n", "dbx", "-i", rid, "-a", "dapi-TOKEN"],
+        vec!["adla", "-n", "adla", "-i", rid],
+        vec!["synapse", "-n", "syn", "-i", rid],
+        vec!["datafactory", "-n", "adf", "-i", rid],
+    ];
+    for case in &cases {
+        let mut args = vec!["computetarget", "attach"];
+        args.extend(case.iter());
+        let r = ok(run(&fake, home.path(), &args));
+        assert!(!r.stdout.contains("dapi-TOKEN") && !r.stdout.contains("BEGIN OPENSSH"));
+    }
+    assert_eq!(fake.state().computes.len(), cases.len());
+    assert_schema_clean(&fake);
+    let batch = run(
+        &fake,
+        home.path(),
+        &["computetarget", "attach", "batch", "-n", "b", "-i", rid],
+    );
+    assert_eq!(batch.code, 1);
+    assert!(batch.stderr.contains("Batch"), "{}", batch.stderr);
+    assert!(!fake.state().computes.contains_key("b"));
+}
+
+#[test]
+fn debug_trace_shows_requests_but_no_token_or_password() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "amlcompute",
+            "-n",
+            "cpu",
+            "-s",
+            "S",
+            "--max-nodes",
+            "2",
+            "--admin-username",
+            "azureuser",
+            "--admin-user-password",
+            "Hunter2-pw",
+            "--debug",
+        ],
+    ));
+    assert!(r.stderr.contains("Request URL: 'PUT"), "{}", r.stderr);
+    assert!(r.stderr.contains("azureuser"));
+    assert!(!r.stderr.contains(fake_arm::TOKEN), "token leaked");
+    assert!(!r.stderr.contains("Hunter2-pw"), "password leaked");
+    assert!(!r.stdout.contains("Hunter2-pw"));
+}
+
+#[test]
+fn throttling_waits_for_retry_after_then_succeeds() {
+    let fake = FakeArm::start(Options {
+        retry_after: "1".into(),
+        ..Options::default()
+    });
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    fake.force_faults(&[
+        fake_arm::Fault::Throttle,
+        fake_arm::Fault::ServerError,
+        fake_arm::Fault::DropAfterWork,
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "show", "-n", "cpu"],
+    ));
+    assert_eq!(r.json()["name"], "cpu");
+    let state = fake.state();
+    let gets: Vec<_> = state.log.iter().filter(|l| l.method == "GET").collect();
+    assert_eq!(gets.len(), 4, "429, 500, dropped, then the answer");
+    let waited = gets[1].at.duration_since(gets[0].at);
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 honoured, waited {waited:?}"
+    );
+}
+
+#[test]
+fn hundred_operations_under_twenty_percent_faults_end_in_the_right_state() {
+    let fake = FakeArm::start(Options {
+        fault_rate: 0.2,
+        seed: 42,
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let n = 25;
+    for i in 0..n {
+        let name = format!("ci{i}");
+        ok(run(
+            &fake,
+            home.path(),
+            &[
+                "computetarget",
+                "create",
+                "computeinstance",
+                "-n",
+                &name,
+                "-s",
+                "STANDARD_DS3_V2",
+            ],
+        ));
+        ok(run(
+            &fake,
+            home.path(),
+            &["computetarget", "stop", "-n", &name],
+        ));
+        ok(run(
+            &fake,
+            home.path(),
+            &["computetarget", "start", "-n", &name],
+        ));
+        ok(run(
+            &fake,
+            home.path(),
+            &["computetarget", "delete", "-n", &name],
+        ));
+    }
+    let state = fake.state();
+    assert!(
+        state.faults_injected >= 20,
+        "faults were injected: {}",
+        state.faults_injected
+    );
+    assert!(
+        state.computes.is_empty(),
+        "left over: {:?}",
+        state.computes.keys()
+    );
+    assert_eq!(state.creations.len(), n);
+    assert!(
+        state.creations.values().all(|c| *c == 1),
+        "created twice: {:?}",
+        state.creations
+    );
+    assert_eq!(state.removals.len(), n);
+    drop(state);
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn workspace_show_and_list_come_from_arm() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let show = ok(run(&fake, home.path(), &["workspace", "show"]));
+    assert_eq!(show.json()["location"], "westeurope");
+    let out = azml_cmd(&fake, home.path())
+        .args(["workspace", "list", "--subscription-id", fake_arm::SUB])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 3, "both pages");
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn api_version_override_and_plain_http_rules_are_applied() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = azml_cmd(&fake, home.path());
+    cmd.env("AZML_ARM_API_VERSION", "2099-01-01");
+    let r = run_with(cmd, &["computetarget", "show", "-n", "x"]);
+    assert!(
+        r.stderr.contains("InvalidApiVersionParameter"),
+        "{}",
+        r.stderr
+    );
+    let mut cmd = azml_cmd(&fake, home.path());
+    cmd.env("AZML_ARM_ENDPOINT", "http://example.com");
+    let r = run_with(cmd, &["computetarget", "show", "-n", "x"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("plain http"), "{}", r.stderr);
+}
+
+// ---- credentials ---------------------------------------------------------------
+
+/// A fake `az` that counts its spawns in `count` and answers with `answer` (or fails).
+fn fake_az(dir: &Path, succeed: bool) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let count = dir.join("az-count");
+    let body = if succeed {
+        format!(
+            "echo x >> '{}'\nexp=$(( $(date +%s) + 3600 ))\n\
+             printf '{{\"accessToken\": \"{}\", \"expires_on\": %s, \"tokenType\": \"Bearer\"}}' \"$exp\"\n",
+            count.display(),
+            fake_arm::TOKEN
+        )
+    } else {
+        format!(
+            "echo x >> '{}'\necho \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n",
+            count.display()
+        )
+    };
+    let script = bin.join("az");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn az_spawns(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("az-count"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+fn with_path(mut cmd: Command, bin: &Path) -> Command {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    cmd.env("PATH", path);
+    cmd
+}
+
+#[test]
+fn az_cli_token_is_cached_on_disk_with_owner_only_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    let home = tempfile::tempdir().unwrap();
+    let bin = fake_az(home.path(), true);
+    for _ in 0..3 {
+        let mut cmd = with_path(azml_cmd(&fake, home.path()), &bin);
+        cmd.env_remove("AZML_ACCESS_TOKEN");
+        ok(run_with(cmd, &["computetarget", "show", "-n", "cpu"]));
+    }
+    assert_eq!(az_spawns(home.path()), 1, "az spawned once, then the cache");
+    let cache = home.path().join("cache/azml/az-cli-token-AzureCloud.json");
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn access_token_env_wins_over_service_principal_and_az() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    let home = tempfile::tempdir().unwrap();
+    let bin = fake_az(home.path(), true);
+    let mut cmd = with_path(azml_cmd(&fake, home.path()), &bin);
+    cmd.env("AZURE_TENANT_ID", "t")
+        .env("AZURE_CLIENT_ID", "c")
+        .env("AZURE_CLIENT_SECRET", "s");
+    ok(run_with(cmd, &["computetarget", "show", "-n", "cpu"]));
+    assert_eq!(az_spawns(home.path()), 0);
+    // Forcing the CLI skips the env token.
+    let mut cmd = with_path(azml_cmd(&fake, home.path()), &bin);
+    cmd.args(["--auth", "cli"]);
+    ok(run_with(cmd, &["computetarget", "show", "-n", "cpu"]));
+    assert_eq!(az_spawns(home.path()), 1);
+}
+
+#[test]
+fn when_no_credential_works_one_error_lists_everything_tried() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let bin = fake_az(home.path(), false);
+    let mut cmd = with_path(azml_cmd(&fake, home.path()), &bin);
+    cmd.env_remove("AZML_ACCESS_TOKEN");
+    let r = run_with(cmd, &["computetarget", "show", "-n", "cpu"]);
+    assert_eq!(r.code, 1);
+    for tried in [
+        "AZML_ACCESS_TOKEN",
+        "service principal",
+        "workload identity",
+        "Azure CLI",
+        "az login",
+        "managed identity",
+    ] {
+        assert!(
+            r.stderr.contains(tried),
+            "missing {tried:?} in: {}",
+            r.stderr
+        );
+    }
+    assert!(fake.state().log.is_empty(), "no request without a token");
+}

@@ -380,7 +380,17 @@ fn azure_only_commands_on_local_workspace_say_azure_is_needed() {
 fn azure_commands_not_built_yet_say_so_and_exit_1() {
     let dir = tempdir();
     let output = azml()
-        .args(["computetarget", "delete", "-n", "c", "--path"])
+        .args([
+            "computetarget",
+            "amlcompute",
+            "identity",
+            "assign",
+            "-n",
+            "c",
+            "--identities",
+            "[system]",
+            "--path",
+        ])
         .arg(dir.path())
         .args(AZURE_FLAGS)
         .output()

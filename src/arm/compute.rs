@@ -352,7 +352,7 @@ pub fn mask_secrets(value: &Value) -> Value {
     }
 }
 
-/// One row of `computetarget list -o table`: name, type, state, size, nodes.
+/// One row of `computetarget list -o table`: name, compute type, state, size, nodes.
 pub fn list_row(compute: &Value) -> Value {
     let p = |ptr: &str| compute.pointer(ptr).cloned().unwrap_or(Value::Null);
     let state = compute
@@ -365,7 +365,8 @@ pub fn list_row(compute: &Value) -> Value {
         .unwrap_or(Value::Null);
     json!({
         "name": p("/name"),
-        "type": p("/properties/computeType"),
+        // az's table drops a key named `type`, so the column is `computeType`.
+        "computeType": p("/properties/computeType"),
         "state": state,
         "size": p("/properties/properties/vmSize"),
         "nodes": nodes,
@@ -407,13 +408,13 @@ impl AzureWorkspace {
             })
     }
 
-    /// GET first (a PUT would silently overwrite), then PUT and wait unless `no_wait`.
-    async fn create(&self, name: &str, body: Value, no_wait: bool) -> Result<Value, ArmError> {
+    /// A PUT would silently overwrite, so creation GETs first: an existing compute is an error.
+    async fn ensure_absent(&self, name: &str) -> Result<reqwest::Url, ArmError> {
         let url = self.compute_url(name, "")?;
         if self.client()?.get_optional(url.clone()).await?.is_some() {
             return Err(ArmError::AlreadyExists(name.to_string()));
         }
-        self.put_and_wait(url, body, no_wait).await
+        Ok(url)
     }
 
     async fn put_and_wait(
@@ -443,9 +444,10 @@ impl AzureWorkspace {
         no_wait: bool,
     ) -> Result<Value, ArmError> {
         spec.validate().map_err(invalid)?;
+        let url = self.ensure_absent(&spec.name).await?;
         let location = self.location_or_workspace(spec.location.as_deref()).await?;
         let body = amlcompute_body(spec, &location, self.subnet_id(spec.subnet.as_ref()))?;
-        self.create(&spec.name, body, no_wait).await
+        self.put_and_wait(url, body, no_wait).await
     }
 
     /// `computetarget create computeinstance`.
@@ -454,16 +456,18 @@ impl AzureWorkspace {
         spec: &ComputeInstanceSpec,
         no_wait: bool,
     ) -> Result<Value, ArmError> {
+        let url = self.ensure_absent(&spec.name).await?;
         let location = self.location_or_workspace(spec.location.as_deref()).await?;
         let body = compute_instance_body(spec, &location, self.subnet_id(spec.subnet.as_ref()));
-        self.create(&spec.name, body, no_wait).await
+        self.put_and_wait(url, body, no_wait).await
     }
 
     /// `computetarget create aks`.
     pub async fn create_aks(&self, spec: &AksSpec, no_wait: bool) -> Result<Value, ArmError> {
+        let url = self.ensure_absent(&spec.name).await?;
         let location = self.location_or_workspace(spec.location.as_deref()).await?;
         let body = aks_body(spec, &location, self.subnet_id(spec.subnet.as_ref()));
-        self.create(&spec.name, body, no_wait).await
+        self.put_and_wait(url, body, no_wait).await
     }
 
     /// `computetarget create datafactory`.
@@ -473,16 +477,20 @@ impl AzureWorkspace {
         location: Option<&str>,
         no_wait: bool,
     ) -> Result<Value, ArmError> {
+        let url = self.ensure_absent(name).await?;
         let location = self.location_or_workspace(location).await?;
         let body = resource_body("DataFactory", &location, None, None, None, &[], None);
-        self.create(name, body, no_wait).await
+        self.put_and_wait(url, body, no_wait).await
     }
 
     /// `computetarget attach <kind>`.
     pub async fn attach(&self, name: &str, spec: &AttachSpec) -> Result<Value, ArmError> {
+        // Refuse kinds the API lacks before any request.
+        attach_body(spec, "")?;
+        let url = self.ensure_absent(name).await?;
         let location = self.location_or_workspace(None).await?;
         let body = attach_body(spec, &location)?;
-        self.create(name, body, false).await
+        self.put_and_wait(url, body, false).await
     }
 
     /// `start|stop|restart`: POST, then wait for the Location poll; returns the compute afterwards.

@@ -49,7 +49,17 @@ pub enum ComputetargetCommand {
     ListNodes(TargetNameArgs),
     /// Get credentials for a compute target (aks or remote).
     #[command(after_help = "Examples:\n  azml computetarget get-credentials -n my-aks")]
-    GetCredentials(TargetNameArgs),
+    GetCredentials(GetCredentialsArgs),
+}
+
+/// `get-credentials`: secrets are masked unless asked for.
+#[derive(Debug, Args, Clone)]
+pub struct GetCredentialsArgs {
+    #[command(flatten)]
+    pub target: TargetNameArgs,
+    /// Print passwords, keys and tokens in clear instead of `***`.
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 /// The workspace flags of the computetarget group, plus its `-v` verbosity flag.
@@ -157,9 +167,12 @@ pub struct CreateAmlcomputeArgs {
     /// Name of the administrator user account which can be used to SSH into nodes.
     #[arg(long, value_name = "USER")]
     pub admin_username: Option<String>,
-    /// Password of the administrator user account.
+    /// Password of the administrator user account (else --password-stdin or AZML_SSH_PASSWORD).
     #[arg(long, value_name = "PASSWORD")]
     pub admin_user_password: Option<String>,
+    /// Read the administrator password from the first line of stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
     /// SSH public key of the administrator user account.
     #[arg(long, value_name = "KEY")]
     pub admin_user_ssh_key: Option<String>,
@@ -421,9 +434,12 @@ pub struct AttachSshArgs {
     /// The username for the machine being attached. Also give a password or a private key file.
     #[arg(short = 'u', long, value_name = "USER")]
     pub username: String,
-    /// The password for the machine being attached (never printed or logged).
+    /// The password for the machine being attached (never printed or logged; else --password-stdin or AZML_SSH_PASSWORD).
     #[arg(short = 'p', long, value_name = "PASSWORD")]
     pub password: Option<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
     /// Path to a file containing the private key for the machine being attached.
     #[arg(long, value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,

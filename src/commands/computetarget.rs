@@ -3,11 +3,12 @@
 //! the ARM work fills in, and on the local workspace they say Azure is needed.
 
 use super::{Backend, Context, print};
-use crate::arm::AzureWorkspace;
+use crate::arm::{AzureWorkspace, PowerAction};
 use crate::cli::computetarget::*;
 use crate::error::{UserError, exit};
 use crate::local::LocalWorkspace;
 use crate::local::ssh::attach as ssh_attach;
+use crate::model::compute as spec;
 use crate::workspace::{Workspace, WorkspaceError};
 use serde_json::Value;
 
@@ -75,9 +76,8 @@ fn common_of(command: &ComputetargetCommand) -> &ComputeWorkspaceArgs {
             IdentityCommand::Assign(a) | IdentityCommand::Remove(a),
         )) => &a.target.common,
         C::Amlcompute(AmlcomputeCommand::Identity(IdentityCommand::Show(a))) => &a.common,
-        C::Delete(a) | C::Detach(a) | C::Show(a) | C::ListNodes(a) | C::GetCredentials(a) => {
-            &a.common
-        }
+        C::Delete(a) | C::Detach(a) | C::Show(a) | C::ListNodes(a) => &a.common,
+        C::GetCredentials(a) => &a.target.common,
         C::List(a) => a,
         C::Update(UpdateCommand::Amlcompute(a)) => &a.common,
         C::Update(UpdateCommand::Aks(a)) => &a.common,
@@ -87,7 +87,13 @@ fn common_of(command: &ComputetargetCommand) -> &ComputeWorkspaceArgs {
 async fn list(ctx: &Context, args: &ComputeWorkspaceArgs) -> anyhow::Result<i32> {
     let backend = ctx.backend(&args.workspace)?;
     let computes = backend.list_computes().await?;
-    print(&ctx.printer, &Value::Array(computes))
+    // The table shows v1's columns; json/yaml/tsv keep the resources as returned.
+    let rows = if ctx.printer.format == crate::output::Format::Table {
+        computes.iter().map(crate::arm::compute::list_row).collect()
+    } else {
+        computes
+    };
+    print(&ctx.printer, &Value::Array(rows))
 }
 
 async fn show(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
@@ -240,7 +246,7 @@ async fn lifecycle(ctx: &Context, action: Lifecycle, args: &LifecycleArgs) -> an
     let what = format!("computetarget computeinstance {}", action.verb());
     let ws = azure_backend(ctx, &args.target.common, &what)?;
     let value = azure_lifecycle(ctx, &ws, action, args).await?;
-    print(&ctx.printer, &value)
+    print_unless_null(ctx, &value)
 }
 
 async fn delete(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
@@ -259,7 +265,7 @@ async fn delete(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
     }
     let ws = azure_backend(ctx, &args.common, "computetarget delete")?;
     let value = azure_delete(ctx, &ws, args).await?;
-    print(&ctx.printer, &value)
+    print_unless_null(ctx, &value)
 }
 
 /// `detach` works on both backends (local: forget an SSH target).
@@ -273,7 +279,15 @@ async fn detach(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
             return Ok(exit::SUCCESS);
         }
     };
-    print(&ctx.printer, &value)
+    print_unless_null(ctx, &value)
+}
+
+/// Operations with no resource to show (delete, `--no-wait`) print nothing, as v1 did.
+fn print_unless_null(ctx: &Context, value: &Value) -> anyhow::Result<i32> {
+    if value.is_null() {
+        return Ok(exit::SUCCESS);
+    }
+    print(&ctx.printer, value)
 }
 
 async fn update(ctx: &Context, command: UpdateCommand) -> anyhow::Result<i32> {
@@ -296,8 +310,8 @@ async fn list_nodes(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32>
     print(&ctx.printer, &value)
 }
 
-async fn get_credentials(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
-    let ws = azure_backend(ctx, &args.common, "computetarget get-credentials")?;
+async fn get_credentials(ctx: &Context, args: &GetCredentialsArgs) -> anyhow::Result<i32> {
+    let ws = azure_backend(ctx, &args.target.common, "computetarget get-credentials")?;
     let value = azure_get_credentials(ctx, &ws, args).await?;
     print(&ctx.printer, &value)
 }
@@ -328,112 +342,331 @@ async fn identity(ctx: &Context, command: IdentityCommand) -> anyhow::Result<i32
     print(&ctx.printer, &value)
 }
 
-// ---- Azure bodies (helper `arm` replaces these) -------------------------------
+// ---- Azure bodies: v1 flags → `model::compute` specs → `arm` calls ------------
+
+fn tags_of(tags: &[crate::cli::KeyValue]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect()
+}
+
+fn subnet_of(vnet: &VnetArgs) -> anyhow::Result<Option<spec::SubnetRef>> {
+    Ok(spec::SubnetRef::from_flags(
+        vnet.vnet_name.clone(),
+        vnet.subnet_name.clone(),
+        vnet.vnet_resourcegroup_name.clone(),
+    )?)
+}
 
 async fn azure_create_amlcompute(
-    _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &CreateAmlcomputeArgs,
+    ctx: &Context,
+    ws: &AzureWorkspace,
+    args: &CreateAmlcomputeArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget create amlcompute on Azure").into())
+    let password = spec::resolve_password(args.admin_user_password.clone(), args.password_stdin)?;
+    let admin = args
+        .admin_username
+        .as_ref()
+        .map(|username| spec::AdminUser {
+            username: username.clone(),
+            password: password.clone(),
+            ssh_public_key: args.admin_user_ssh_key.clone(),
+        });
+    if admin.is_none() && (password.is_some() || args.admin_user_ssh_key.is_some()) {
+        ctx.printer.warn(
+            "--admin-user-password/--admin-user-ssh-key are ignored without --admin-username",
+        );
+    }
+    let spec = spec::AmlComputeSpec {
+        name: args.name.clone(),
+        vm_size: args.vm_size.clone(),
+        vm_priority: match args.vm_priority {
+            Some(VmPriority::Lowpriority) => spec::VmPriority::LowPriority,
+            _ => spec::VmPriority::Dedicated,
+        },
+        min_nodes: args.min_nodes.unwrap_or(0),
+        max_nodes: args.max_nodes,
+        idle_seconds_before_scaledown: args.idle_seconds_before_scaledown,
+        admin,
+        remote_login_port_public_access: args.remote_login_port_public_access.map(|p| {
+            match p {
+                PortAccess::Enabled => "Enabled",
+                PortAccess::Disabled => "Disabled",
+                PortAccess::NotSpecified => "NotSpecified",
+            }
+            .to_string()
+        }),
+        enable_node_public_ip: args.enable_node_public_ip,
+        subnet: subnet_of(&args.vnet)?,
+        identity: args
+            .assign_identity
+            .as_deref()
+            .map(spec::IdentitySpec::parse)
+            .transpose()?,
+        location: args.location.clone(),
+        description: args.description.clone(),
+        tags: tags_of(&args.tags),
+    };
+    spec.validate()?;
+    Ok(ws.create_amlcompute(&spec, args.no_wait).await?)
 }
 
 async fn azure_create_computeinstance(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &CreateComputeinstanceArgs,
+    ws: &AzureWorkspace,
+    args: &CreateComputeinstanceArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget create computeinstance on Azure").into())
+    let assigned_user = match (&args.user_object_id, &args.user_tenant_id) {
+        (Some(o), Some(t)) => Some((o.clone(), t.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(UserError::usage(
+                "--user-object-id and --user-tenant-id must be given together",
+            )
+            .into());
+        }
+    };
+    let spec = spec::ComputeInstanceSpec {
+        name: args.name.clone(),
+        vm_size: args.vm_size.clone(),
+        ssh_public_access: args.ssh_public_access,
+        admin_ssh_public_key: args.admin_user_ssh_public_key.clone(),
+        assigned_user,
+        subnet: subnet_of(&args.vnet)?,
+        location: None,
+        description: args.description.clone(),
+        tags: tags_of(&args.tags),
+    };
+    Ok(ws.create_compute_instance(&spec, args.no_wait).await?)
 }
 
 async fn azure_create_aks(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &CreateAksArgs,
+    ws: &AzureWorkspace,
+    args: &CreateAksArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget create aks on Azure").into())
+    let ssl = &args.ssl;
+    let any_ssl = ssl.ssl_cert_file.is_some()
+        || ssl.ssl_key_file.is_some()
+        || ssl.ssl_cname.is_some()
+        || ssl.ssl_leaf_domain_label.is_some();
+    let ssl_spec = if any_ssl {
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read_to_string(p)
+                .map_err(|e| UserError::failed(format!("cannot read {}: {e}", p.display())))
+        };
+        Some(spec::AksSsl {
+            cert_pem: ssl.ssl_cert_file.as_ref().map(read).transpose()?,
+            key_pem: ssl
+                .ssl_key_file
+                .as_ref()
+                .map(read)
+                .transpose()?
+                .map(spec::Secret::new),
+            cname: ssl.ssl_cname.clone(),
+            leaf_domain_label: ssl.ssl_leaf_domain_label.clone(),
+            overwrite_existing_domain: ssl.ssl_overwrite_domain.unwrap_or(false),
+        })
+    } else {
+        None
+    };
+    let spec = spec::AksSpec {
+        name: args.name.clone(),
+        agent_count: args.agent_count,
+        vm_size: args.vm_size.clone(),
+        cluster_purpose: args.cluster_purpose.map(|p| {
+            match p {
+                ClusterPurpose::FastProd => "FastProd",
+                ClusterPurpose::DevTest => "DevTest",
+            }
+            .to_string()
+        }),
+        load_balancer_type: args.load_balancer.load_balancer_type.map(|t| {
+            match t {
+                LoadBalancerType::PublicIp => "PublicIp",
+                LoadBalancerType::InternalLoadBalancer => "InternalLoadBalancer",
+            }
+            .to_string()
+        }),
+        load_balancer_subnet: args.load_balancer.load_balancer_subnet.clone(),
+        service_cidr: args.service_cidr.clone(),
+        dns_service_ip: args.dns_service_ip.clone(),
+        docker_bridge_cidr: args.docker_bridge_cidr.clone(),
+        subnet: subnet_of(&args.vnet)?,
+        ssl: ssl_spec,
+        location: args.location.clone(),
+    };
+    Ok(ws.create_aks(&spec, args.no_wait).await?)
 }
 
 async fn azure_create_datafactory(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &CreateDatafactoryArgs,
+    ws: &AzureWorkspace,
+    args: &CreateDatafactoryArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget create datafactory on Azure").into())
+    Ok(ws
+        .create_datafactory(&args.name, args.location.as_deref(), args.no_wait)
+        .await?)
+}
+
+/// Username plus password or key file for remote/hdi; the passphrase has no
+/// place in the current API, so an encrypted key is refused up front.
+fn ssh_credentials(args: &AttachSshArgs) -> anyhow::Result<spec::SshCredentials> {
+    if args.private_key_passphrase.is_some() {
+        return Err(UserError::usage(
+            "the Azure ML API takes no key passphrase (--private-key-passphrase)",
+        )
+        .with_hint("attach with an unencrypted key (`ssh-keygen -p -f FILE` removes the passphrase) or a password")
+        .into());
+    }
+    let password = spec::resolve_password(args.password.clone(), args.password_stdin)?;
+    let private_key = args
+        .private_key_file
+        .as_deref()
+        .map(spec::read_key_file)
+        .transpose()?;
+    if password.is_none() && private_key.is_none() {
+        return Err(UserError::usage(
+            "give a password (-p, --password-stdin or AZML_SSH_PASSWORD) or --private-key-file",
+        )
+        .into());
+    }
+    Ok(spec::SshCredentials {
+        username: args.username.clone(),
+        password,
+        private_key,
+        public_key: None,
+    })
 }
 
 async fn azure_attach_remote(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &AttachSshArgs,
+    ws: &AzureWorkspace,
+    args: &AttachSshArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget attach remote on Azure").into())
+    let attach = spec::AttachSpec::Remote {
+        address: args.address.clone(),
+        ssh_port: args.ssh_port,
+        credentials: ssh_credentials(args)?,
+    };
+    Ok(ws.attach(&args.name, &attach).await?)
 }
 
 async fn azure_attach_hdi(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &AttachSshArgs,
+    ws: &AzureWorkspace,
+    args: &AttachSshArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget attach hdi on Azure").into())
+    let attach = spec::AttachSpec::Hdi {
+        address: args.address.clone(),
+        ssh_port: args.ssh_port,
+        credentials: ssh_credentials(args)?,
+    };
+    Ok(ws.attach(&args.name, &attach).await?)
 }
 
 async fn azure_attach_kubernetes(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &AttachKubernetesArgs,
+    ws: &AzureWorkspace,
+    args: &AttachKubernetesArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget attach kubernetes on Azure").into())
+    let attach = spec::AttachSpec::Kubernetes {
+        resource_id: args.resource.compute_resource_id.clone(),
+        namespace: args.namespace.clone(),
+    };
+    Ok(ws.attach(&args.resource.name, &attach).await?)
 }
 
 async fn azure_attach_databricks(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &AttachDatabricksArgs,
+    ws: &AzureWorkspace,
+    args: &AttachDatabricksArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget attach databricks on Azure").into())
+    let attach = spec::AttachSpec::Databricks {
+        resource_id: args.resource.compute_resource_id.clone(),
+        access_token: spec::Secret::new(args.access_token.clone()),
+    };
+    Ok(ws.attach(&args.resource.name, &attach).await?)
 }
 
 async fn azure_attach_resource(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
+    ws: &AzureWorkspace,
     kind: &str,
-    _args: &AttachResourceArgs,
+    args: &AttachResourceArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available(&format!("computetarget attach {kind} on Azure")).into())
+    let resource_id = args.compute_resource_id.clone();
+    let attach = match kind {
+        "aks" => spec::AttachSpec::Aks { resource_id },
+        "adla" => spec::AttachSpec::Adla {
+            resource_id,
+            store_account: None,
+        },
+        "synapse" => spec::AttachSpec::Synapse { resource_id },
+        "datafactory" => spec::AttachSpec::DataFactory { resource_id },
+        _ => spec::AttachSpec::Batch { resource_id },
+    };
+    Ok(ws.attach(&args.name, &attach).await?)
 }
 
 async fn azure_lifecycle(
-    _ctx: &Context,
-    _ws: &AzureWorkspace,
+    ctx: &Context,
+    ws: &AzureWorkspace,
     action: Lifecycle,
-    _args: &LifecycleArgs,
+    args: &LifecycleArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available(&format!("computetarget {} on Azure", action.verb())).into())
+    let power = match action {
+        Lifecycle::Start => PowerAction::Start,
+        Lifecycle::Stop => PowerAction::Stop,
+        Lifecycle::Restart => PowerAction::Restart,
+    };
+    let name = &args.target.name;
+    match ws.power(name, power, args.no_wait).await? {
+        Some(compute) => Ok(compute),
+        None => {
+            ctx.printer.info(format!(
+                "{} of '{name}' requested (--no-wait)",
+                action.verb()
+            ));
+            Ok(Value::Null)
+        }
+    }
 }
 
 async fn azure_delete(
-    _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &TargetNameArgs,
+    ctx: &Context,
+    ws: &AzureWorkspace,
+    args: &TargetNameArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget delete on Azure").into())
+    ws.delete_compute(&args.name, false).await?;
+    ctx.printer
+        .info(format!("Deleted compute target '{}'", args.name));
+    Ok(Value::Null)
 }
 
 async fn azure_detach(
-    _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &TargetNameArgs,
+    ctx: &Context,
+    ws: &AzureWorkspace,
+    args: &TargetNameArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget detach on Azure").into())
+    ws.detach_compute(&args.name, false).await?;
+    ctx.printer
+        .info(format!("Detached compute target '{}'", args.name));
+    Ok(Value::Null)
 }
 
 async fn azure_update_amlcompute(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &UpdateAmlcomputeArgs,
+    ws: &AzureWorkspace,
+    args: &UpdateAmlcomputeArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget update amlcompute on Azure").into())
+    let update = spec::ScaleUpdate {
+        min_nodes: args.min_nodes,
+        max_nodes: args.max_nodes,
+        idle_seconds_before_scaledown: args.idle_seconds_before_scaledown,
+    };
+    update.validate()?;
+    Ok(ws.update_amlcompute(&args.name, &update, false).await?)
 }
 
 async fn azure_update_aks(
@@ -441,23 +674,30 @@ async fn azure_update_aks(
     _ws: &AzureWorkspace,
     _args: &UpdateAksArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget update aks on Azure").into())
+    Err(UserError::failed(
+        "the Azure ML API (2025-12-01) cannot update AKS compute targets: \
+         its update operation carries only AmlCompute scale settings",
+    )
+    .with_hint("change SSL or load balancer settings in the Azure portal, or detach and attach the cluster again")
+    .into())
 }
 
 async fn azure_list_nodes(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &TargetNameArgs,
+    ws: &AzureWorkspace,
+    args: &TargetNameArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget list-nodes on Azure").into())
+    Ok(Value::Array(ws.list_nodes(&args.name).await?))
 }
 
 async fn azure_get_credentials(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &TargetNameArgs,
+    ws: &AzureWorkspace,
+    args: &GetCredentialsArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget get-credentials on Azure").into())
+    Ok(ws
+        .get_credentials(&args.target.name, args.show_secrets)
+        .await?)
 }
 
 async fn azure_identity_change(
@@ -473,10 +713,12 @@ async fn azure_identity_change(
     .into())
 }
 
+/// The compute's `identity` block (null when it has none).
 async fn azure_identity_show(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
-    _args: &TargetNameArgs,
+    ws: &AzureWorkspace,
+    args: &TargetNameArgs,
 ) -> anyhow::Result<Value> {
-    Err(UserError::not_available("computetarget amlcompute identity show on Azure").into())
+    let compute = ws.get_compute(&args.name).await?;
+    Ok(compute.get("identity").cloned().unwrap_or(Value::Null))
 }

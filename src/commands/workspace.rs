@@ -3,7 +3,6 @@ use super::{Backend, Context, print};
 use crate::cli::WorkspaceArgs;
 use crate::cli::workspace::{WorkspaceCommand, WorkspaceListArgs, WorkspaceShowArgs};
 use crate::config::WorkspaceTarget;
-use crate::error::UserError;
 use crate::workspace::Workspace;
 use serde_json::Value;
 
@@ -32,7 +31,7 @@ async fn list(ctx: &Context, args: &WorkspaceListArgs) -> anyhow::Result<i32> {
         .or_else(|| ctx.global.subscription.clone())
         .or_else(|| match &resolved.target {
             WorkspaceTarget::Azure(r) => Some(r.subscription_id.clone()),
-            WorkspaceTarget::Local { .. } => std::env::var("AZURE_SUBSCRIPTION_ID").ok(),
+            WorkspaceTarget::Local { .. } => crate::arm::subscription::default_subscription(),
         });
     match subscription {
         Some(subscription) => {
@@ -48,11 +47,12 @@ async fn list(ctx: &Context, args: &WorkspaceListArgs) -> anyhow::Result<i32> {
     }
 }
 
-/// Lists workspaces through ARM (helper `arm` provides the body).
+/// Lists workspaces through ARM: the resource group's, else the subscription's.
 async fn azure_list_workspaces(
     subscription: &str,
     resource_group: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let _ = (subscription, resource_group);
-    Err(UserError::not_available("workspace list on Azure").into())
+    let settings = crate::arm::ArmSettings::current();
+    let list = crate::arm::list_workspaces(&settings, subscription, resource_group).await?;
+    Ok(Value::Array(list))
 }

@@ -366,6 +366,11 @@ pub fn resolve_password(
     flag: Option<String>,
     from_stdin: bool,
 ) -> Result<Option<Secret>, SpecError> {
+    if flag.is_some() && from_stdin {
+        return Err(SpecError(
+            "give the password either as a flag or with --password-stdin, not both".into(),
+        ));
+    }
     if let Some(p) = flag {
         return Ok(Some(Secret(p)));
     }

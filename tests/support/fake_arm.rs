@@ -21,7 +21,7 @@ use std::time::Instant;
 
 pub const SUB: &str = "00000000-1111-2222-3333-444444444444";
 pub const RG: &str = "rg";
-pub const WS: &str = "ws";
+pub const WS: &str = "ws-main";
 pub const TOKEN: &str = "fake-bearer-SECRETTOKEN123";
 pub const API_VERSION: &str = "2025-12-01";
 const PROVIDER: &str = "Microsoft.MachineLearningServices";
@@ -381,7 +381,7 @@ fn process(
         return reply(200, Some(workspace_json(WS)));
     }
     if path.ends_with(&format!("/providers/{PROVIDER}/workspaces")) && method == Method::GET {
-        let all: Vec<Value> = ["ws", "ws-two", "ws-three"]
+        let all: Vec<Value> = [WS, "ws-two", "ws-three"]
             .iter()
             .map(|n| workspace_json(n))
             .collect();
