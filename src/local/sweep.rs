@@ -45,15 +45,24 @@ pub async fn submit_hyperdrive(
 ) -> WsResult<RunOutcome> {
     let hd = &request.hyperdrive;
     let sampler = check(hd)?;
-    if request.script.asynchronous {
-        return Err(WorkspaceError::Unsupported {
-            what: "run submit-hyperdrive --async".into(),
-            backend: "local",
-            hint: Some("run the sweep in the foreground (drop --async), e.g. under nohup".into()),
-        });
+    let adopted = std::env::var(DETACHED_PARENT_ENV).ok();
+    if request.script.asynchronous && adopted.is_none() {
+        let seed = request.seed.unwrap_or_else(rand_seed);
+        let parent = create_parent(ws, request, seed)?;
+        spawn_detached_sweep(ws, &parent)?;
+        logs.write(&format!("RunId: {parent}\n"));
+        return outcome(ws, &parent, false);
     }
-    let seed = request.seed.unwrap_or_else(rand_seed);
-    let parent = create_parent(ws, request, seed)?;
+    let (parent, seed) = match adopted {
+        Some(parent) => adopt_parent(ws, &parent)?,
+        None => {
+            let seed = request.seed.unwrap_or_else(rand_seed);
+            (create_parent(ws, request, seed)?, seed)
+        }
+    };
+    ws.store()?
+        .mark_running(&parent, std::process::id())
+        .map_err(store_err)?;
     logs.write(&format!("RunId: {parent}\n"));
     let tracking = TrackingServer::start(&ws.root)
         .await
@@ -73,12 +82,77 @@ pub async fn submit_hyperdrive(
     };
     driver.report(&summary, logs)?;
     end_parent(ws, &parent, summary.status, summary.reason.clone())?;
+    outcome(ws, &parent, summary.interrupted)
+}
+
+fn outcome(ws: &LocalWorkspace, parent: &str, interrupted: bool) -> WsResult<RunOutcome> {
     let store = ws.store()?;
-    let run = store.run(&parent).map_err(store_err)?;
+    let run = store.run(parent).map_err(store_err)?;
     Ok(RunOutcome {
         run: ws.run_json(&store, &run, false)?,
-        interrupted: summary.interrupted,
+        interrupted,
     })
+}
+
+/// Set for the detached sweep supervisor: the parent run it drives.
+pub const DETACHED_PARENT_ENV: &str = "AZML_SWEEP_PARENT_RUN_ID";
+
+/// `--async`: run this same azml command line again, detached (new session,
+/// no terminal), told by [`DETACHED_PARENT_ENV`] to drive the parent just
+/// created. Its output (progress, table) goes to the parent's
+/// `user_logs/std_log.txt`, so `run monitor-logs -r HD_…` follows the sweep.
+fn spawn_detached_sweep(ws: &LocalWorkspace, parent: &str) -> WsResult<()> {
+    use std::os::unix::process::CommandExt;
+    let log_path = super::store::run_dir(&ws.root, parent).join(super::runner::STD_LOG);
+    let log = log_path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::File::create(&log_path))
+        .and_then(|f| Ok((f.try_clone()?, f)))
+        .map_err(|e| failed(format!("cannot create {}: {e}", log_path.display()), None))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| failed(format!("cannot find the azml executable: {e}"), None))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(DETACHED_PARENT_ENV, parent)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.0)
+        .stderr(log.1);
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| failed(format!("cannot start the sweep supervisor: {e}"), None))?;
+    ws.store()?
+        .set_supervisor(parent, child.id())
+        .map_err(store_err)?;
+    Ok(())
+}
+
+/// The detached supervisor takes over the parent its launcher created, with
+/// the seed recorded there (so `--async` without `--seed` is still replayable).
+fn adopt_parent(ws: &LocalWorkspace, parent: &str) -> WsResult<(String, u64)> {
+    let run = ws.store()?.run(parent).map_err(store_err)?;
+    if run.run_type != "hyperdrive" || run.status != RunStatus::NotStarted {
+        return Err(failed(
+            format!("run '{parent}' is not a sweep waiting to start ({DETACHED_PARENT_ENV})"),
+            Some("this variable is set by azml for its own sweep supervisor; unset it"),
+        ));
+    }
+    let seed = run
+        .properties
+        .get("seed")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand_seed);
+    Ok((parent.to_string(), seed))
 }
 
 /// What must hold before any child starts: a sampler for this space, and no
@@ -125,7 +199,8 @@ fn sampling_name(kind: SamplingKind) -> &'static str {
     }
 }
 
-/// Create the parent run (Running, supervised by this process).
+/// Create the parent run (NotStarted, supervised by this process until it
+/// starts the sweep or hands it to a detached supervisor).
 fn create_parent(ws: &LocalWorkspace, request: &SubmitHyperdrive, seed: u64) -> WsResult<String> {
     let hd = &request.hyperdrive;
     let run_id = format!("HD_{}", uuid::Uuid::new_v4());
@@ -164,7 +239,7 @@ fn create_parent(ws: &LocalWorkspace, request: &SubmitHyperdrive, seed: u64) -> 
         })
         .map_err(store_err)?;
     store
-        .mark_running(&run_id, std::process::id())
+        .set_supervisor(&run_id, std::process::id())
         .map_err(store_err)?;
     Ok(run_id)
 }
