@@ -282,3 +282,98 @@ fn json_sorts_keys_and_keeps_unicode() {
     let out = render(&json!({"b": "café", "a": 1.0}), Format::Json, None).unwrap();
     assert_eq!(out, "{\n  \"a\": 1.0,\n  \"b\": \"café\"\n}\n");
 }
+
+/// The real binary on a local workspace: what a CI script sees.
+mod binary {
+    use assert_cmd::Command;
+    use tempfile::TempDir;
+
+    fn workspace_with_experiments() -> TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["demo", "zeta"] {
+            azml(&dir)
+                .args(["experiment", "create", "-e", name])
+                .assert()
+                .success();
+        }
+        dir
+    }
+
+    fn azml(dir: &TempDir) -> Command {
+        let mut cmd = Command::cargo_bin("azml").expect("binary");
+        cmd.current_dir(dir.path())
+            .env("AZML_LOCAL_WORKSPACE", dir.path().join("ws"))
+            .env_remove("AZURE_SUBSCRIPTION_ID")
+            .env_remove("AZML_RESOURCE_GROUP")
+            .env_remove("AZML_WORKSPACE_NAME");
+        cmd
+    }
+
+    fn stdout(cmd: &mut Command) -> String {
+        let out = cmd.output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    #[test]
+    fn tsv_query_prints_one_name_per_line() {
+        let dir = workspace_with_experiments();
+        let out =
+            stdout(azml(&dir).args(["experiment", "list", "-o", "tsv", "--query", "[].name"]));
+        assert_eq!(out, "demo\nzeta\n");
+    }
+
+    #[test]
+    fn table_has_capitalised_scalar_columns_and_a_dash_line() {
+        let dir = workspace_with_experiments();
+        let out = stdout(azml(&dir).args(["experiment", "list", "-o", "table"]));
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("CreatedUtc"), "{out}");
+        assert!(lines[0].contains("Name"), "{out}");
+        assert!(lines[1].chars().all(|c| c == '-' || c == ' '), "{out}");
+        assert_eq!(lines.len(), 4, "{out}");
+    }
+
+    #[test]
+    fn bad_query_exits_2_with_error_and_hint_on_stderr() {
+        let dir = workspace_with_experiments();
+        let out = azml(&dir)
+            .args(["experiment", "list", "--query", "[?"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("error: invalid --query expression"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("\nhint: "), "{stderr}");
+    }
+
+    #[test]
+    fn null_query_result_and_none_format_print_nothing() {
+        let dir = workspace_with_experiments();
+        assert_eq!(
+            stdout(azml(&dir).args(["experiment", "list", "--query", "[0].missing"])),
+            ""
+        );
+        assert_eq!(
+            stdout(azml(&dir).args(["experiment", "list", "-o", "none"])),
+            ""
+        );
+    }
+
+    #[test]
+    fn jsonc_is_plain_json_when_stdout_is_not_a_terminal() {
+        let dir = workspace_with_experiments();
+        let colored = stdout(azml(&dir).args(["experiment", "list", "-o", "jsonc"]));
+        let plain = stdout(azml(&dir).args(["experiment", "list", "-o", "json"]));
+        assert!(!colored.contains('\u{1b}'));
+        assert_eq!(colored, plain);
+    }
+}

@@ -693,3 +693,60 @@ mod tests {
         assert!(search(&ast, &Doc::Null).is_err());
     }
 }
+
+#[cfg(test)]
+mod odd_input_tests {
+    use super::*;
+
+    /// Odd expressions give an error or a value, never a panic.
+    #[test]
+    fn odd_expressions_never_panic() {
+        let data = Doc::from(&serde_json::json!({"a": [1, 2, {"b": "x"}], "s": "str"}));
+        let odd = [
+            "",
+            " ",
+            "[",
+            "]]",
+            "{",
+            "`",
+            "'",
+            "&",
+            "!",
+            "@@",
+            "a[-2147483648]",
+            "a[2147483647]",
+            "a[99999999999]",
+            "[:::]",
+            "a[::0]",
+            "a[::-2147483648]",
+            "`\"\\ud800\"`",
+            "`1e999`",
+            "a[?b<`1`]",
+            "s[0]",
+            "s.*",
+            "a[].b[].c",
+            "to_number(s)",
+            "sum(a)",
+            "sort(a)",
+            "max_by(a, &b)",
+            "sort_by(a, &b)",
+            "abs(`-9223372036854775808`)",
+            "a | [0] | b",
+            "{a: a}.a[0]",
+            "length(`null`)",
+            "map(&b, a)",
+            "join(',', a)",
+            "a[*].b.c.d.e",
+            "\"quoted\"",
+            "'raw'",
+            "a[-1:-100:-1]",
+            "ceil(`1e300`)",
+            "floor(`-1e300`)",
+        ];
+        for expr in odd {
+            let result =
+                std::panic::catch_unwind(|| compile(expr).and_then(|ast| search(&ast, &data)));
+            assert!(result.is_ok(), "panicked on {expr:?}");
+        }
+    }
+}
