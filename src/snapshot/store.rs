@@ -4,7 +4,7 @@
 //! - `objects/ab/cdef…` — one read-only file per distinct content (blake3 hex;
 //!   an `.x` suffix marks the executable variant, so a hard link carries the
 //!   right mode);
-//! - `cache/<source id>.json` — per source folder, path → (size, mtime, inode,
+//! - `cache/<source id>` — per source folder, path → (size, mtime, inode,
 //!   hash): an unchanged resubmit re-hashes nothing;
 //! - `tmp/` — objects being written; they appear in `objects/` only by rename,
 //!   so a crash never leaves a half-written object behind.
@@ -17,7 +17,6 @@
 
 use super::walk::{SourceFile, SourceTree, mtime_ns, walk};
 use super::{Manifest, ManifestEntry, Snapshot, SnapshotError, limit_warnings};
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -49,7 +48,7 @@ pub struct Store {
     root: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct CacheEntry {
     size: u64,
     mtime_ns: i128,
@@ -57,7 +56,7 @@ struct CacheEntry {
     hash: String,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 struct HashCache {
     entries: HashMap<String, CacheEntry>,
 }
@@ -101,10 +100,14 @@ impl Store {
         let started = now_ns();
         let cache_path = self.cache_path(&tree.root);
         let cache = load_cache(&cache_path);
+        let mut present = ObjectIndex::default();
         let mut hashes: Vec<Option<(String, u64)>> = tree
             .files
             .iter()
-            .map(|f| self.cached_hash(&cache, f).map(|h| (h, f.size)))
+            .map(|f| {
+                self.cached_hash(&cache, &mut present, f)
+                    .map(|h| (h, f.size))
+            })
             .collect();
         let todo: Vec<usize> = (0..hashes.len()).filter(|i| hashes[*i].is_none()).collect();
         let fresh = self.store_files(&tree.files, &todo)?;
@@ -197,15 +200,20 @@ impl Store {
 
     fn cache_path(&self, source_root: &Path) -> PathBuf {
         let id = blake3::hash(source_root.as_os_str().as_encoded_bytes()).to_hex();
-        self.root.join("cache").join(format!("{}.json", &id[..16]))
+        self.root.join("cache").join(&id[..16])
     }
 
     /// The cached hash, if the file looks untouched and its object is present.
-    fn cached_hash(&self, cache: &HashCache, file: &SourceFile) -> Option<String> {
+    fn cached_hash(
+        &self,
+        cache: &HashCache,
+        present: &mut ObjectIndex,
+        file: &SourceFile,
+    ) -> Option<String> {
         let hit = cache.entries.get(&file.relative)?;
         let unchanged =
             hit.size == file.size && hit.mtime_ns == file.mtime_ns && hit.inode == file.inode;
-        (unchanged && self.object_for(&hit.hash, file.executable).exists())
+        (unchanged && present.contains(&self.root, &hit.hash, file.executable))
             .then(|| hit.hash.clone())
     }
 
@@ -324,12 +332,46 @@ fn now_ns() -> i128 {
         .unwrap_or(0)
 }
 
-/// A missing or unreadable cache only costs re-hashing.
+const CACHE_HEADER: &str = "azml-hash-cache 1";
+
+/// A missing or unreadable cache only costs re-hashing. The format is one
+/// line per file (`hash size mtime inode path`, tab-separated, the path
+/// escaped): an order of magnitude faster to read than JSON.
 fn load_cache(path: &Path) -> HashCache {
-    std::fs::read(path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default()
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashCache::default();
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(CACHE_HEADER) {
+        return HashCache::default();
+    }
+    let mut entries = HashMap::new();
+    for line in lines {
+        let mut fields = line.splitn(5, '\t');
+        let parsed = (|| {
+            let hash = fields.next()?.to_string();
+            let size = fields.next()?.parse().ok()?;
+            let mtime_ns = fields.next()?.parse().ok()?;
+            let inode = fields.next()?.parse().ok()?;
+            let relative = unescape(fields.next()?)?;
+            Some((
+                relative,
+                CacheEntry {
+                    size,
+                    mtime_ns,
+                    inode,
+                    hash,
+                },
+            ))
+        })();
+        match parsed {
+            Some((relative, entry)) => {
+                entries.insert(relative, entry);
+            }
+            None => return HashCache::default(),
+        }
+    }
+    HashCache { entries }
 }
 
 fn save_cache(path: &Path, cache: &HashCache, root: &Path) -> Result<(), SnapshotError> {
@@ -340,9 +382,83 @@ fn save_cache(path: &Path, cache: &HashCache, root: &Path) -> Result<(), Snapsho
         path: path.to_path_buf(),
         source: e,
     };
-    let bytes = serde_json::to_vec(cache).map_err(|e| write_err(std::io::Error::other(e)))?;
-    std::fs::write(&temp, bytes).map_err(write_err)?;
+    let mut text = String::with_capacity(cache.entries.len() * 120);
+    text.push_str(CACHE_HEADER);
+    text.push('\n');
+    for (relative, e) in &cache.entries {
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            e.hash,
+            e.size,
+            e.mtime_ns,
+            e.inode,
+            escape(relative)
+        ));
+    }
+    std::fs::write(&temp, text).map_err(write_err)?;
     std::fs::rename(&temp, path).map_err(write_err)
+}
+
+fn escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '\\' => '\\',
+            't' => '\t',
+            'n' => '\n',
+            'r' => '\r',
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// Which objects exist, read one fan-out directory at a time (a few hundred
+/// `readdir`s instead of one `stat` per file).
+#[derive(Default)]
+struct ObjectIndex {
+    listed: HashMap<String, HashSet<String>>,
+}
+
+impl ObjectIndex {
+    fn contains(&mut self, root: &Path, hash: &str, executable: bool) -> bool {
+        if hash.len() < 3 {
+            return false;
+        }
+        let (fan, rest) = hash.split_at(2);
+        let names = self.listed.entry(fan.to_string()).or_insert_with(|| {
+            std::fs::read_dir(root.join("objects").join(fan))
+                .map(|dir| {
+                    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        if executable {
+            names.contains(&format!("{rest}.x"))
+        } else {
+            names.contains(rest)
+        }
+    }
 }
 
 /// A manifest path must stay inside the run folder.

@@ -64,15 +64,83 @@ pub fn walk(source: &Path, exclude: &[PathBuf]) -> Result<SourceTree, SnapshotEr
             .filter_map(|p| relative_to(&root, p))
             .collect(),
         rules,
-        files: Vec::new(),
+        candidates: Vec::new(),
         skipped: Vec::new(),
     };
     walker.dir(&root, "")?;
+    let mut skipped = walker.skipped;
+    let mut files = Vec::with_capacity(walker.candidates.len());
+    for (candidate, meta) in walker.candidates.iter().zip(stat_all(&walker.candidates)) {
+        let path = candidate.entry.path();
+        match meta {
+            Ok(m) if m.is_file() => {
+                files.push(SourceFile::new(candidate.relative.clone(), path, &m))
+            }
+            Ok(m) if m.is_dir() => skipped.push(skip(candidate, SkipReason::DirectorySymlink)),
+            Ok(_) => skipped.push(skip(candidate, SkipReason::NotAFile)),
+            Err(_) if candidate.symlink => {
+                skipped.push(skip(candidate, SkipReason::DanglingSymlink))
+            }
+            Err(e) => return Err(SnapshotError::Read { path, source: e }),
+        }
+    }
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(SourceTree {
         root,
-        files: walker.files,
+        files,
         ignore_file: walker.rules.file,
-        skipped: walker.skipped,
+        skipped,
+    })
+}
+
+/// A file the walk kept; its metadata is read afterwards, in parallel.
+struct Candidate {
+    relative: String,
+    entry: DirEntry,
+    /// Follow the link: the snapshot holds what it points to.
+    symlink: bool,
+}
+
+fn skip(candidate: &Candidate, reason: SkipReason) -> Skipped {
+    Skipped {
+        path: candidate.relative.clone(),
+        reason,
+    }
+}
+
+/// `stat` every candidate on a few threads: with a warm cache the walk is
+/// dominated by these calls, and an unchanged resubmit is mostly the walk.
+fn stat_all(candidates: &[Candidate]) -> Vec<std::io::Result<Metadata>> {
+    const THREADS: usize = 4;
+    let chunk = candidates.len().div_ceil(THREADS).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = candidates
+            .chunks(chunk)
+            .map(|part| {
+                let handle = scope.spawn(move || {
+                    part.iter()
+                        .map(|c| {
+                            if c.symlink {
+                                c.entry.path().metadata()
+                            } else {
+                                c.entry.metadata()
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                });
+                (part.len(), handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(n, h)| {
+                h.join().unwrap_or_else(|_| {
+                    (0..n)
+                        .map(|_| Err(std::io::Error::other("stat thread panicked")))
+                        .collect()
+                })
+            })
+            .collect()
     })
 }
 
@@ -90,7 +158,7 @@ fn relative_to(root: &Path, path: &Path) -> Option<String> {
 struct Walker {
     excluded: Vec<String>,
     rules: IgnoreRules,
-    files: Vec<SourceFile>,
+    candidates: Vec<Candidate>,
     skipped: Vec<Skipped>,
 }
 
@@ -121,50 +189,32 @@ impl Walker {
             if self.is_caller_excluded(&relative) {
                 continue;
             }
-            self.entry(&entry, relative)?;
+            self.entry(entry, relative)?;
         }
         Ok(())
     }
 
-    fn entry(&mut self, entry: &DirEntry, relative: String) -> Result<(), SnapshotError> {
-        let path = entry.path();
-        let meta = |p: &Path, follow: bool| {
-            let m = if follow {
-                p.metadata()
-            } else {
-                p.symlink_metadata()
-            };
-            m.map_err(|e| SnapshotError::Read {
-                path: p.to_path_buf(),
-                source: e,
-            })
-        };
+    fn entry(&mut self, entry: DirEntry, relative: String) -> Result<(), SnapshotError> {
         let file_type = entry.file_type().map_err(|e| SnapshotError::Read {
-            path: path.clone(),
+            path: entry.path(),
             source: e,
         })?;
         if file_type.is_dir() {
             // Without negations nothing below an excluded directory can come back.
             if !self.rules.is_excluded(&relative) || self.rules.has_negations() {
-                self.dir(&path, &relative)?;
+                self.dir(&entry.path(), &relative)?;
             }
             return Ok(());
         }
         if self.rules.is_excluded(&relative) {
             return Ok(());
         }
-        if file_type.is_symlink() {
-            match path.metadata() {
-                Ok(target) if target.is_file() => {
-                    self.files.push(SourceFile::new(relative, path, &target));
-                }
-                Ok(target) if target.is_dir() => self.skip(relative, SkipReason::DirectorySymlink),
-                Ok(_) => self.skip(relative, SkipReason::NotAFile),
-                Err(_) => self.skip(relative, SkipReason::DanglingSymlink),
-            }
-        } else if file_type.is_file() {
-            let m = meta(&path, false)?;
-            self.files.push(SourceFile::new(relative, path, &m));
+        if file_type.is_file() || file_type.is_symlink() {
+            self.candidates.push(Candidate {
+                relative,
+                entry,
+                symlink: file_type.is_symlink(),
+            });
         } else {
             self.skip(relative, SkipReason::NotAFile);
         }
