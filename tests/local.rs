@@ -739,7 +739,8 @@ fn files_seen_by_script(p: &Project) -> Vec<String> {
 fn the_snapshot_follows_amlignore_else_gitignore_and_the_script_cannot_see_ignored_files() {
     let Some(py) = python(false) else { return };
     // (files in the project, expected visible to the script)
-    let cases: [(&[(&str, &str)], &[&str]); 3] = [
+    type Files<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Files, &[&str]); 3] = [
         (
             &[
                 (".amlignore", "data/\n*.log\n"),

@@ -95,7 +95,7 @@ mod tests {
     fn a_repository_records_commit_branch_and_dirty_flag() {
         let dir = tempfile::tempdir().unwrap();
         let run = |args: &[&str]| {
-            let ok = Command::new("git")
+            Command::new("git")
                 .arg("-C")
                 .arg(dir.path())
                 .args(args)
@@ -105,8 +105,7 @@ mod tests {
                 .env("GIT_COMMITTER_EMAIL", "t@e")
                 .output()
                 .map(|o| o.status.success())
-                .unwrap_or(false);
-            ok
+                .unwrap_or(false)
         };
         if !run(&["init", "-q", "-b", "main"]) {
             let required = std::env::var("AZML_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1");
