@@ -351,6 +351,12 @@ fn choose_target(
     let workspace_name = (selection.workspace_name.clone())
         .or_else(|| file.workspace_name.clone())
         .or_else(|| env("AZML_WORKSPACE_NAME"));
+    // Like az: with the group and workspace named, the az CLI's default subscription completes them.
+    let subscription_id = subscription_id.or_else(|| {
+        (resource_group.is_some() && workspace_name.is_some())
+            .then(|| az_cli_default_subscription(env))
+            .flatten()
+    });
     match (subscription_id, resource_group, workspace_name) {
         (None, None, None) => Ok(local_target(project_dir, env)),
         (Some(subscription_id), Some(resource_group), Some(workspace_name)) => {
@@ -375,6 +381,14 @@ fn choose_target(
             })
         }
     }
+}
+
+/// The `isDefault` subscription in `$AZURE_CONFIG_DIR` (else `~/.azure`)`/azureProfile.json`.
+fn az_cli_default_subscription(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let dir = env("AZURE_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".azure")))?;
+    crate::arm::subscription::az_cli_default_subscription(&dir.join("azureProfile.json"))
 }
 
 /// `AZML_LOCAL_WORKSPACE`, else `<project>/.azureml/localws`.
@@ -703,6 +717,25 @@ mod discovery_tests {
             err.to_string().contains("invalid workspace name 'w'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn az_cli_default_subscription_completes_group_and_workspace_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let az = dir.path().join("az");
+        write(
+            &az.join("azureProfile.json"),
+            "\u{feff}{\"subscriptions\": [{\"id\": \"azdefault\", \"isDefault\": true}]}",
+        );
+        let az_dir = az.to_str().unwrap();
+        let mut sel = selection(dir.path());
+        sel.workspace_name = Some("ws1".into());
+        sel.resource_group = Some("rg1".into());
+        let resolved = resolve_in(&sel, &[("AZURE_CONFIG_DIR", az_dir)]).unwrap();
+        assert_eq!(resolved.target, azure("azdefault", "rg1", "ws1"));
+        // Nothing named: still the local workspace, whatever az is logged into.
+        let resolved = resolve_in(&selection(dir.path()), &[("AZURE_CONFIG_DIR", az_dir)]).unwrap();
+        assert!(matches!(resolved.target, WorkspaceTarget::Local { .. }));
     }
 
     #[test]
