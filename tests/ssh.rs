@@ -836,6 +836,9 @@ mlflow.set_tag("team", "vision")
 os.makedirs("outputs", exist_ok=True)
 with open("outputs/model.txt", "w") as f:
     f.write("weights from " + os.environ["AZUREML_RUN_ID"])
+with open("report.txt", "w") as f:
+    f.write("logged as an artifact")
+mlflow.log_artifact("report.txt")
 print("Attempted to log scalar metric v1_metric:")
 print(42)
 "#;
@@ -888,6 +891,16 @@ fn submit_script_on_an_ssh_target_streams_tracks_and_brings_outputs_back() {
     assert_eq!(
         std::fs::read_to_string(local_run.join("outputs/model.txt")).expect("outputs copied back"),
         format!("weights from {run_id}")
+    );
+    // mlflow.log_artifact wrote into the run's outputs/ on the host, which came back.
+    assert!(
+        remote_dir.join("outputs/report.txt").is_file(),
+        "artifact not on the host"
+    );
+    assert_eq!(
+        std::fs::read_to_string(local_run.join("outputs/report.txt"))
+            .expect("artifact copied back"),
+        "logged as an artifact"
     );
     let log = std::fs::read_to_string(local_run.join("user_logs/std_log.txt")).expect("log");
     assert!(log.contains("args ['--epochs', '2 3']"), "{log}");

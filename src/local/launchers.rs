@@ -30,9 +30,8 @@ pub fn launcher_for(store: &Store, target: &str) -> WsResult<Box<dyn Launcher>> 
             ),
         })?;
     if compute.compute_type == super::ssh::attach::COMPUTE_TYPE {
-        let target = super::ssh::attach::from_record(&compute)?;
-        return Ok(Box::new(super::ssh::launcher::SshLauncher::new(
-            target,
+        return Ok(Box::new(super::ssh::launcher::SshLauncher::from_record(
+            &compute,
             store.root(),
         )?));
     }

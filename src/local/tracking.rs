@@ -162,6 +162,22 @@ pub fn mlflow_env(
     ])
 }
 
+/// Run property naming where the run's artifacts go when not in the local run
+/// folder (set by the SSH launcher: the run's `outputs/` on the host).
+pub const ARTIFACT_URI_PROPERTY: &str = "azml.artifactUri";
+
+/// The run's artifact URI: its [`ARTIFACT_URI_PROPERTY`], else the local `outputs/`.
+fn run_artifact_uri(root: &Path, run: &RunRecord) -> String {
+    match run
+        .properties
+        .get(ARTIFACT_URI_PROPERTY)
+        .and_then(Value::as_str)
+    {
+        Some(uri) => uri.to_string(),
+        None => artifact_uri(root, &run.run_id),
+    }
+}
+
 /// `file://…/runs/<id>/outputs`: `mlflow.log_artifact` writes there, v1's `./outputs`.
 pub fn artifact_uri(root: &Path, run_id: &str) -> String {
     let dir = super::store::run_dir(root, run_id).join("outputs");
@@ -429,7 +445,7 @@ impl Call<'_> {
             "experiment_id": run.experiment_id.to_string(),
             "user_id": std::env::var("USER").unwrap_or_default(),
             "status": mlflow_status(run.status),
-            "artifact_uri": artifact_uri(&self.shared.root, &run.run_id),
+            "artifact_uri": run_artifact_uri(&self.shared.root, run),
             "lifecycle_stage": "active",
         });
         if let Some(start) = run.start_ms {

@@ -8,6 +8,8 @@ use super::remote::{self, Finish, HostRunState};
 use super::sync::{self, SyncEntry};
 use super::{Ssh, SshContext, SshError, SshTarget};
 use crate::local::runner::{Job, Launched, Launcher, RunnerError, STD_LOG};
+use crate::local::store::{ComputeRecord, Store};
+use crate::local::tracking::ARTIFACT_URI_PROPERTY;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Stdio;
@@ -19,12 +21,15 @@ use tokio::io::AsyncWriteExt;
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Interpreter for azml's own helper on the host (the sync program).
 const HELPER_PYTHON: &str = "python3";
-/// Variables that describe this machine and mean nothing on the host.
+/// Variables that describe this machine and mean nothing on the host (set
+/// again for the host where they have a counterpart there).
 const LOCAL_ONLY_ENV: &[&str] = &["MLFLOW_ARTIFACT_URI"];
 
 /// Launches jobs on one SSH host.
 pub struct SshLauncher {
     ssh: Ssh,
+    /// The host's `$HOME` as `attach` found it, for artifact locations.
+    remote_home: Option<String>,
     jobs: Mutex<HashMap<String, Arc<Mutex<JobState>>>>,
 }
 
@@ -44,11 +49,46 @@ struct JobState {
 }
 
 impl SshLauncher {
-    pub fn new(target: SshTarget, workspace_root: &Path) -> Result<Self, SshError> {
+    pub fn new(
+        target: SshTarget,
+        workspace_root: &Path,
+        remote_home: Option<String>,
+    ) -> Result<Self, SshError> {
         Ok(SshLauncher {
             ssh: Ssh::new(target, SshContext::for_workspace(workspace_root))?,
+            remote_home,
             jobs: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The launcher for a stored SSH target (`attach` recorded the host's home).
+    pub fn from_record(record: &ComputeRecord, workspace_root: &Path) -> Result<Self, SshError> {
+        let home = record
+            .properties
+            .get("hostCheck")
+            .and_then(|c| c.get("home"))
+            .and_then(|h| h.as_str())
+            .filter(|h| h.starts_with('/'))
+            .map(str::to_string);
+        Self::new(super::attach::from_record(record)?, workspace_root, home)
+    }
+
+    /// `mlflow.log_artifact` on the host writes into the run's `outputs/`
+    /// there (copied back at the end), not to this machine's path.
+    fn point_artifacts_at_the_host(&self, job: &Job) -> Option<String> {
+        let home = self.remote_home.as_deref()?;
+        let uri = format!("file://{home}/.azml/runs/{}/outputs", job.run_id);
+        let props = serde_json::Map::from_iter([(
+            ARTIFACT_URI_PROPERTY.to_string(),
+            serde_json::Value::String(uri.clone()),
+        )]);
+        let stored =
+            Store::open(&job.workspace_root).and_then(|s| s.add_properties(&job.run_id, &props));
+        if let Err(e) = stored {
+            tracing::warn!("cannot record the artifact location of {}: {e}", job.run_id);
+            return None;
+        }
+        Some(uri)
     }
 
     fn state(&self, run_id: &str) -> Arc<Mutex<JobState>> {
@@ -89,12 +129,16 @@ impl SshLauncher {
         if let (Some(r), Some(l)) = (remote_tracking, local_tracking) {
             lock(&self.state(&job.run_id)).forward = Some((r, l));
         }
-        let env: Vec<(String, String)> = job
+        let artifact_uri = self.point_artifacts_at_the_host(job);
+        let mut env: Vec<(String, String)> = job
             .env
             .iter()
             .filter(|(k, _)| !LOCAL_ONLY_ENV.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        if let Some(uri) = artifact_uri {
+            env.push(("MLFLOW_ARTIFACT_URI".into(), uri));
+        }
         let env_script = remote::env_script(&env, remote_tracking)?;
         let mut argv = vec![job.program.clone()];
         argv.extend(job.args.iter().cloned());
