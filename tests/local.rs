@@ -772,3 +772,56 @@ fn the_snapshot_follows_amlignore_else_gitignore_and_the_script_cannot_see_ignor
         assert_eq!(seen, *expected, "project files {files:?}");
     }
 }
+
+#[test]
+fn a_run_records_the_git_commit_branch_dirty_flag_and_remote_without_credentials() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write("ok.py", "print('ok')\n");
+    p.write(".gitignore", ".azureml/\n");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(p.path())
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !git(&["init", "-q", "-b", "feature"]) {
+        let required = std::env::var("AZML_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "git is not installed but AZML_TEST_REQUIRE_ALL=1"
+        );
+        eprintln!("skipped: git is not installed");
+        return;
+    }
+    assert!(git(&["add", "."]) && git(&["commit", "-qm", "first"]));
+    assert!(git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://me:hunter2@example.com/team/repo.git"
+    ]));
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "g", "ok.py"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let props = &submit_json(&out)["properties"];
+    assert_eq!(props["mlflow.source.git.branch"], "feature");
+    assert_eq!(props["azureml.git.dirty"], "False");
+    assert_eq!(
+        props["mlflow.source.git.commit"].as_str().unwrap().len(),
+        40
+    );
+    assert_eq!(
+        props["mlflow.source.git.repoURL"],
+        "https://example.com/team/repo.git"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+}

@@ -12,16 +12,25 @@ pub fn git_properties(dir: &Path) -> Map<String, Value> {
     if !inside_git_work_tree(dir) {
         return props; // no need to spawn git at all (it costs milliseconds per call)
     }
-    let Some(head) = git(dir, &["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]) else {
+    // Three independent questions: ask them at once (each `git` costs a process start).
+    let (head, status, remote) = std::thread::scope(|scope| {
+        let status = scope.spawn(|| git(dir, &["status", "--porcelain", "--untracked-files=no"]));
+        let remote = scope.spawn(|| git(dir, &["config", "--get", "remote.origin.url"]));
+        let head = git(dir, &["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]);
+        (
+            head,
+            status.join().ok().flatten(),
+            remote.join().ok().flatten(),
+        )
+    });
+    let Some(head) = head else {
         return props;
     };
     let mut lines = head.lines();
     let (Some(commit), Some(branch)) = (lines.next(), lines.next()) else {
         return props;
     };
-    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"])
-        .map(|s| !s.trim().is_empty())
-        .unwrap_or(false);
+    let dirty = status.map(|s| !s.trim().is_empty()).unwrap_or(false);
     let mut put = |k: &str, v: &str| {
         props.insert(k.into(), Value::String(v.into()));
     };
@@ -32,7 +41,7 @@ pub fn git_properties(dir: &Path) -> Map<String, Value> {
         put("azureml.git.branch", branch);
     }
     put("azureml.git.dirty", if dirty { "True" } else { "False" });
-    if let Some(url) = git(dir, &["config", "--get", "remote.origin.url"]) {
+    if let Some(url) = remote {
         let url = strip_credentials(url.trim());
         put("mlflow.source.git.repoURL", &url);
         put("azureml.git.repository_uri", &url);
