@@ -1,6 +1,7 @@
 //! `computetarget show` and `create amlcompute` against the loopback fake ARM:
 //! whole-process wall time and peak RSS of the real binary (each run is a fresh
-//! process, as a CI script would call it). `cargo bench --bench arm`.
+//! process, as a CI script would call it). `cargo bench --bench arm`; to time
+//! another build of azml, `AZML_BENCH_BIN=path/to/azml cargo test --bench arm`.
 
 #[path = "../tests/support/fake_arm.rs"]
 mod fake_arm;
@@ -11,9 +12,11 @@ use std::time::{Duration, Instant};
 const RUNS: usize = 30;
 
 /// One process: wall time and its own peak RSS (from wait4, so children do not mix).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also yields its rusage
 fn measure(fake: &FakeArm, home: &std::path::Path, args: &[&str]) -> (Duration, i64) {
     let started = Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_azml"))
+    let bin = std::env::var("AZML_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_azml").into());
+    let child = std::process::Command::new(bin)
         .args(args)
         .args([
             "-w",

@@ -287,10 +287,10 @@ async fn az_cli_token(cloud: &Cloud) -> Attempt {
         return Ok(token);
     }
     let token = spawn_az(cloud).await?;
-    if let Some(file) = cache_file {
-        if let Err(e) = write_cli_cache(&file, &token, &stamp) {
-            tracing::debug!("could not write the token cache {}: {e}", file.display());
-        }
+    if let Some(file) = cache_file
+        && let Err(e) = write_cli_cache(&file, &token, &stamp)
+    {
+        tracing::debug!("could not write the token cache {}: {e}", file.display());
     }
     Ok(token)
 }

@@ -173,14 +173,15 @@ impl AmlComputeSpec {
         if let Some(access) = &self.remote_login_port_public_access {
             normalize_remote_login(access)?;
         }
-        if let Some(admin) = &self.admin {
-            if admin.password.is_none() && admin.ssh_public_key.is_none() {
-                return Err(SpecError(
-                    "--admin-username needs --admin-user-password (or --password-stdin / \
-                     AZML_SSH_PASSWORD) or --admin-user-ssh-key"
-                        .into(),
-                ));
-            }
+        if let Some(admin) = &self.admin
+            && admin.password.is_none()
+            && admin.ssh_public_key.is_none()
+        {
+            return Err(SpecError(
+                "--admin-username needs --admin-user-password (or --password-stdin / \
+                 AZML_SSH_PASSWORD) or --admin-user-ssh-key"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -199,12 +200,12 @@ pub fn normalize_remote_login(value: &str) -> Result<&'static str, SpecError> {
 }
 
 fn check_nodes(min: Option<u32>, max: Option<u32>) -> Result<(), SpecError> {
-    if let (Some(min), Some(max)) = (min, max) {
-        if min > max {
-            return Err(SpecError(format!(
-                "--min-nodes ({min}) is larger than --max-nodes ({max})"
-            )));
-        }
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(SpecError(format!(
+            "--min-nodes ({min}) is larger than --max-nodes ({max})"
+        )));
     }
     if max == Some(0) {
         return Err(SpecError("--max-nodes must be at least 1".into()));

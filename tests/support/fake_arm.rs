@@ -576,10 +576,9 @@ fn split_secrets(state: &mut State, name: &str, props: &mut Value) {
     if let Some(creds) = inner
         .get_mut("userAccountCredentials")
         .and_then(Value::as_object_mut)
+        && let Some(pw) = creds.remove("adminUserPassword")
     {
-        if let Some(pw) = creds.remove("adminUserPassword") {
-            secrets.insert("adminUserPassword".into(), pw);
-        }
+        secrets.insert("adminUserPassword".into(), pw);
     }
     state
         .secrets
