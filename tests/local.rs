@@ -825,3 +825,33 @@ fn a_run_records_the_git_commit_branch_dirty_flag_and_remote_without_credentials
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
 }
+
+#[test]
+fn a_script_editing_its_source_files_never_changes_later_runs_snapshots() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write("data.txt", "original\n");
+    p.write(
+        "edit.py",
+        "try:\n    open('data.txt', 'w').write('changed by run\\n')\nexcept PermissionError:\n    print('read-only snapshot')\n",
+    );
+    p.write(
+        "show.py",
+        "print('DATA', open('data.txt').read().strip())\n",
+    );
+    p.azml()
+        .args(["run", "submit-script", "-e", "e", "edit.py"])
+        .assert()
+        .success();
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "e", "show.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("DATA original"), "{logs}");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("data.txt")).unwrap(),
+        "original\n"
+    );
+}

@@ -195,7 +195,7 @@ impl LocalWorkspace {
             .snapshot(source_dir, std::slice::from_ref(&self.root))
             .map_err(snapshot_err)?;
         store
-            .materialize(&snap.manifest, run_dir, crate::snapshot::Materialize::Link)
+            .materialize(&snap.manifest, run_dir, materialize_mode())
             .map_err(snapshot_err)?;
         let rules = match &snap.ignore_file {
             Some(file) => format!(
@@ -215,6 +215,18 @@ impl LocalWorkspace {
             ));
         }
         Ok((snap.summary, snap.manifest.id()))
+    }
+}
+
+/// Hard links share the store's read-only objects, so a script cannot change
+/// its source files in place — except as root, where permissions do not stop
+/// it and an edit would silently change every later run's snapshot. Root gets
+/// private copies.
+fn materialize_mode() -> crate::snapshot::Materialize {
+    if nix::unistd::geteuid().is_root() {
+        crate::snapshot::Materialize::Copy
+    } else {
+        crate::snapshot::Materialize::Link
     }
 }
 
