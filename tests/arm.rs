@@ -895,3 +895,65 @@ fn when_no_credential_works_one_error_lists_everything_tried() {
     }
     assert!(fake.state().log.is_empty(), "no request without a token");
 }
+
+#[test]
+fn identity_assign_and_remove_put_the_cluster_back_schema_valid() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute(
+        "cpu",
+        "AmlCompute",
+        json!({"properties": {"properties": {"vmSize": "STANDARD_D2_V2", "currentNodeCount": 0,
+            "allocationState": "Steady", "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0}}}}),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let uid = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u";
+    let assigned = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "amlcompute",
+            "identity",
+            "assign",
+            "-n",
+            "cpu",
+            "--identities",
+            &format!("[system],{uid}"),
+        ],
+    ));
+    assert_eq!(assigned.json()["type"], "SystemAssigned,UserAssigned");
+    let removed = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "amlcompute",
+            "identity",
+            "remove",
+            "-n",
+            "cpu",
+            "--identities",
+            "[system]",
+        ],
+    ));
+    assert_eq!(removed.json()["type"], "UserAssigned");
+    let shown = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "amlcompute",
+            "identity",
+            "show",
+            "-n",
+            "cpu",
+        ],
+    ));
+    assert_eq!(shown.json()["type"], "UserAssigned");
+    assert_eq!(
+        fake.state().creations.get("cpu"),
+        None,
+        "an update, not a create"
+    );
+    assert_schema_clean(&fake);
+}

@@ -377,18 +377,16 @@ fn azure_only_commands_on_local_workspace_say_azure_is_needed() {
 }
 
 #[test]
-fn azure_commands_not_built_yet_say_so_and_exit_1() {
+fn azure_commands_the_api_lacks_say_so_and_exit_1() {
     let dir = tempdir();
     let output = azml()
         .args([
             "computetarget",
-            "amlcompute",
-            "identity",
-            "assign",
+            "update",
+            "aks",
             "-n",
             "c",
-            "--identities",
-            "[system]",
+            "--ssl-renew",
             "--path",
         ])
         .arg(dir.path())
@@ -398,7 +396,9 @@ fn azure_commands_not_built_yet_say_so_and_exit_1() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("not available") || stderr.contains("not supported"),
+        stderr.contains("not available")
+            || stderr.contains("not supported")
+            || stderr.contains("cannot update AKS"),
         "{stderr}"
     );
 }

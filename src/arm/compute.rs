@@ -327,6 +327,110 @@ fn resource_body(
     ])
 }
 
+/// A copy without nulls anywhere (responses carry them; request models refuse them).
+fn strip_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+fn pick(source: &Value, keys: &[&str]) -> Vec<(String, Value)> {
+    keys.iter()
+        .filter_map(|k| {
+            let v = source.get(*k).filter(|v| !v.is_null())?;
+            Some((k.to_string(), strip_nulls(v)))
+        })
+        .collect()
+}
+
+/// The writable part of an AmlCompute resource as returned, for a PUT that
+/// changes one thing (identity) and keeps everything else.
+pub fn amlcompute_put_from(resource: &Value, identity: Value) -> Value {
+    let outer = &resource["properties"];
+    let inner = &outer["properties"];
+    let mut inner_body: Map<String, Value> = pick(
+        inner,
+        &[
+            "osType",
+            "vmSize",
+            "vmPriority",
+            "virtualMachineImage",
+            "isolatedNetwork",
+            "scaleSettings",
+            "subnet",
+            "remoteLoginPortPublicAccess",
+            "enableNodePublicIp",
+        ],
+    )
+    .into_iter()
+    .collect();
+    let credentials = pick(
+        &inner["userAccountCredentials"],
+        &["adminUserName", "adminUserSshPublicKey"],
+    );
+    if credentials.iter().any(|(k, _)| k == "adminUserName") {
+        inner_body.insert(
+            "userAccountCredentials".into(),
+            Value::Object(credentials.into_iter().collect()),
+        );
+    }
+    let mut props: Map<String, Value> = pick(
+        outer,
+        &[
+            "computeType",
+            "computeLocation",
+            "description",
+            "resourceId",
+            "disableLocalAuth",
+        ],
+    )
+    .into_iter()
+    .collect();
+    props.insert("properties".into(), Value::Object(inner_body));
+    let mut body: Map<String, Value> = pick(resource, &["location", "tags"]).into_iter().collect();
+    body.insert("properties".into(), Value::Object(props));
+    body.insert("identity".into(), identity);
+    Value::Object(body)
+}
+
+/// The compute's identities after `identity assign|remove` of `change`.
+pub fn changed_identity(current: &Value, change: &IdentitySpec, assign: bool) -> Value {
+    let kind = current
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("None");
+    let mut system = kind.contains("SystemAssigned");
+    let mut users: std::collections::BTreeSet<String> = current
+        .get("userAssignedIdentities")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    if change.system {
+        system = assign;
+    }
+    for id in &change.user_assigned {
+        if assign {
+            users.insert(id.clone());
+        } else {
+            users.retain(|u| !u.eq_ignore_ascii_case(id));
+        }
+    }
+    if !system && users.is_empty() {
+        return json!({"type": "None"});
+    }
+    identity_value(&IdentitySpec {
+        system,
+        user_assigned: users.into_iter().collect(),
+    })
+}
+
 /// `listKeys` output with every secret string masked, unless `--show-secrets`.
 pub fn mask_secrets(value: &Value) -> Value {
     const PLAIN: [&str; 4] = [
@@ -584,6 +688,34 @@ impl AzureWorkspace {
         Ok(done.unwrap_or(Value::Null))
     }
 
+    /// `amlcompute identity assign|remove`: PUT the cluster back with its identities changed.
+    pub async fn change_identity(
+        &self,
+        name: &str,
+        change: &IdentitySpec,
+        assign: bool,
+    ) -> Result<Value, ArmError> {
+        let url = self.compute_url(name, "")?;
+        let current = self.client()?.get(url.clone()).await?;
+        let kind = current
+            .pointer("/properties/computeType")
+            .and_then(Value::as_str);
+        if kind != Some("AmlCompute") {
+            return Err(ArmError::Invalid(format!(
+                "'{name}' is a {} compute; identities are managed here only for AmlCompute",
+                kind.unwrap_or("unknown")
+            )));
+        }
+        let identity = changed_identity(
+            current.get("identity").unwrap_or(&Value::Null),
+            change,
+            assign,
+        );
+        let body = amlcompute_put_from(&current, identity);
+        let done = self.put_and_wait(url, body, false).await?;
+        Ok(done.get("identity").cloned().unwrap_or(Value::Null))
+    }
+
     /// `computetarget list-nodes`.
     pub async fn list_nodes(&self, name: &str) -> Result<Vec<Value>, ArmError> {
         self.client()?
@@ -683,6 +815,36 @@ mod tests {
         assert_eq!(inner["remoteLoginPortPublicAccess"], "Disabled");
         assert_eq!(body["identity"]["type"], "SystemAssigned");
         assert_eq!(body["tags"]["team"], "ml");
+    }
+
+    #[test]
+    fn identity_assign_and_remove_combine_with_what_exists() {
+        let uid = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u";
+        let current = json!({"type": "SystemAssigned", "principalId": "p"});
+        let added = changed_identity(&current, &IdentitySpec::parse(uid).unwrap(), true);
+        assert_eq!(added["type"], "SystemAssigned,UserAssigned");
+        let removed = changed_identity(&added, &IdentitySpec::parse("[system]").unwrap(), false);
+        assert_eq!(removed["type"], "UserAssigned");
+        let none = changed_identity(&removed, &IdentitySpec::parse(uid).unwrap(), false);
+        assert_eq!(none, json!({"type": "None"}));
+    }
+
+    #[test]
+    fn put_body_from_a_response_drops_read_only_fields_and_nulls() {
+        let resource = json!({"id": "x", "name": "cpu", "location": "westeurope", "tags": null,
+            "properties": {"computeType": "AmlCompute", "provisioningState": "Succeeded",
+                "isAttachedCompute": false, "description": null,
+                "properties": {"vmSize": "S", "currentNodeCount": 0, "allocationState": "Steady",
+                    "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0, "nodeIdleTimeBeforeScaleDown": null},
+                    "userAccountCredentials": {"adminUserName": "u", "adminUserPassword": null}}}});
+        let body = amlcompute_put_from(&resource, json!({"type": "SystemAssigned"}));
+        assert_eq!(
+            body,
+            json!({"location": "westeurope", "identity": {"type": "SystemAssigned"},
+                "properties": {"computeType": "AmlCompute", "properties": {"vmSize": "S",
+                    "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0},
+                    "userAccountCredentials": {"adminUserName": "u"}}}})
+        );
     }
 
     #[test]

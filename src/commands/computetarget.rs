@@ -702,15 +702,14 @@ async fn azure_get_credentials(
 
 async fn azure_identity_change(
     _ctx: &Context,
-    _ws: &AzureWorkspace,
+    ws: &AzureWorkspace,
     assign: bool,
-    _args: &IdentityChangeArgs,
+    args: &IdentityChangeArgs,
 ) -> anyhow::Result<Value> {
-    let verb = if assign { "assign" } else { "remove" };
-    Err(UserError::not_available(&format!(
-        "computetarget amlcompute identity {verb} on Azure"
-    ))
-    .into())
+    let change = spec::IdentitySpec::parse(&args.identities)?;
+    Ok(ws
+        .change_identity(&args.target.name, &change, assign)
+        .await?)
 }
 
 /// The compute's `identity` block (null when it has none).

@@ -528,8 +528,13 @@ fn put_compute(state: &mut State, shared: &Shared, name: &str, body: &Bytes) -> 
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Some(existing) = state.computes.get(name) {
+    if let Some(existing) = state.computes.get_mut(name) {
         // An update (or a retried create): never counted as a creation.
+        for key in ["identity", "tags"] {
+            if let Some(v) = request.get(key) {
+                existing[key] = v.clone();
+            }
+        }
         return reply(200, Some(existing.clone()));
     }
     *state.creations.entry(name.to_string()).or_default() += 1;
