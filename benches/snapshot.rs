@@ -24,6 +24,14 @@ fn main() {
     std::thread::sleep(Duration::from_millis(200));
     let store = Store::open(work.path().join("store")).expect("store");
 
+    // The floor under the same load: list every directory and lstat every file.
+    let mut floor = Vec::new();
+    for _ in 0..5 {
+        floor.push(timed(|| bare_walk(&source)).1);
+    }
+    floor.sort();
+    report("baseline: readdir + lstat, no hashing", floor[2], 0);
+
     let (first, t_first) = timed(|| store.snapshot(&source, &[]).expect("first"));
     report("first snapshot", t_first, first.hashed_files);
 
@@ -47,6 +55,20 @@ fn main() {
             .expect("materialize")
     });
     report("materialize (hard links)", t_link, 0);
+}
+
+/// What any snapshot must at least do: read every directory, stat every file.
+fn bare_walk(dir: &Path) -> usize {
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let meta = entry.metadata().expect("stat");
+        if meta.is_dir() {
+            files += bare_walk(&entry.path());
+        } else {
+            files += 1;
+        }
+    }
+    files
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
