@@ -342,3 +342,78 @@ fn an_async_sweep_returns_at_once_and_monitor_logs_follows_it_to_the_end() {
     assert_eq!(shown["status"], "Completed");
     assert_eq!(shown["properties"]["child_runs_canceled"], "2");
 }
+
+const SLOW_SCRIPT: &str = r#"
+import time
+for i in range(200):
+    print("Attempted to log scalar metric acc:")
+    print(i, flush=True)
+    time.sleep(0.25)
+"#;
+
+#[test]
+fn ctrl_c_cancels_the_sweep_and_its_children_and_exits_130() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py.clone());
+    p.write("slow.py", SLOW_SCRIPT);
+    p.write(
+        "hd.yml",
+        "sampling: {type: random, parameter_space: [{name: x, expression: uniform, values: [0, 1]}]}\n\
+         primary_metric_name: acc\nprimary_metric_goal: maximize\nmax_total_runs: 6\nmax_concurrent_runs: 2\n",
+    );
+    let bin = py.parent().expect("python dir").to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("azml"))
+        .args([
+            "run",
+            "submit-hyperdrive",
+            "-e",
+            "sweep",
+            "--hyperdrive-configuration-name",
+            "hd.yml",
+            "slow.py",
+        ])
+        .current_dir(p.path())
+        .env("PATH", path)
+        .env_remove("AZML_LOCAL_WORKSPACE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn azml");
+    // Wait until both children are running (their logs have a value).
+    let runs = p.path().join(".azureml/localws/runs");
+    let start = std::time::Instant::now();
+    loop {
+        let logged = std::fs::read_dir(&runs)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path().join("user_logs/std_log.txt"))
+                            .is_ok_and(|t| t.contains("\n0\n"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if logged >= 2 {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 60, "children never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: signalling a child process we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().expect("azml ends");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let parent: Value = serde_json::from_slice(&out.stdout).expect("parent JSON");
+    assert_eq!(parent["status"], "Canceled");
+    let parent_id = parent["runId"].as_str().expect("runId");
+    let children = p.children(parent_id);
+    assert_eq!(children.len(), 2, "no child starts after Ctrl-C");
+    assert!(
+        children.iter().all(|c| c["status"] == "Canceled"),
+        "{children:?}"
+    );
+}
