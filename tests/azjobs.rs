@@ -765,3 +765,531 @@ async fn a_50_mb_file_goes_through_blocks_and_injected_503s_are_retried() {
         assert_eq!(stored, Some(format!("V = {i}\n").into_bytes()));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Submission through the real binary: fake Azure ML service + Azurite.
+
+#[path = "common/fake_jobs.rs"]
+mod fake_jobs;
+
+use fake_jobs::FakeJobs;
+
+/// Azurite, the counting proxy in front of it, and the fake service, on one runtime.
+struct Cloud {
+    _rt: tokio::runtime::Runtime,
+    azurite: Azurite,
+    proxy: BlobProxy,
+    fake: FakeJobs,
+    cache: tempfile::TempDir,
+}
+
+fn cloud() -> Option<Cloud> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let azurite = azurite::start()?;
+    let proxy = rt.block_on(BlobProxy::start(azurite.addr));
+    rt.block_on(azurite.create_container("azureml-blobstore"));
+    let container = format!("{}/azureml-blobstore", proxy.account_url());
+    let fake = FakeJobs::start(&container, &azurite.sas);
+    Some(Cloud {
+        _rt: rt,
+        azurite,
+        proxy,
+        fake,
+        cache: tempfile::tempdir().expect("cache dir"),
+    })
+}
+
+/// A v1 project attached to the fake workspace, with a runconfig and hdconfig.
+fn azure_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("project dir");
+    let root = dir.path();
+    let config = json!({
+        "subscription_id": fake_jobs::SUB,
+        "resource_group": fake_jobs::RG,
+        "workspace_name": fake_jobs::WS,
+    });
+    write_file(root, ".azureml/config.json", config.to_string().as_bytes());
+    write_file(
+        root,
+        ".azureml/train.runconfig",
+        b"script: train.py\ntarget: cpu-cluster\nframework: Python\nenvironment:\n  python:\n    userManagedDependencies: false\n    condaDependenciesFile: conda.yml\n  docker:\n    baseImage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04\n",
+    );
+    write_file(
+        root,
+        "conda.yml",
+        b"name: train\ndependencies:\n  - python=3.10\n",
+    );
+    write_file(root, "train.py", b"import sys\nprint(sys.argv)\n");
+    write_file(root, "lib/util.py", b"X = 1\n");
+    write_file(
+        root,
+        "hd.yml",
+        b"sampling:\n  type: random\n  parameter_space:\n  - name: --lr\n    expression: uniform\n    values: [0.01, 0.1]\npolicy:\n  type: BanditPolicy\n  slack_factor: 0.1\nprimary_metric_name: accuracy\nprimary_metric_goal: maximize\nmax_total_runs: 4\nmax_concurrent_runs: 2\nmax_duration_minutes: 30\n",
+    );
+    dir
+}
+
+/// `azml <group> <command> --path <project> <rest…>` (the script's own
+/// arguments come last, so `--path` must precede them).
+fn azml(cloud: &Cloud, project: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let (command, rest) = args.split_at(2.min(args.len()));
+    assert_cmd::Command::cargo_bin("azml")
+        .expect("azml binary")
+        .args(command)
+        .arg("--path")
+        .arg(project)
+        .args(rest)
+        .env("AZML_ARM_ENDPOINT", &cloud.fake.base)
+        .env("AZML_ACCESS_TOKEN", fake_jobs::TOKEN)
+        .env("AZML_CACHE_DIR", cloud.cache.path())
+        .env("AZML_JOB_POLL_MS", "10")
+        .env("AZML_RETRY_BASE_MS", "1")
+        .env_remove("AZURE_SUBSCRIPTION_ID")
+        .env_remove("AZML_LOCAL_WORKSPACE")
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .expect("azml runs")
+}
+
+fn stdout_json(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn assert_no_violations(fake: &FakeJobs) {
+    let violations = fake.state().violations.clone();
+    assert!(
+        violations.is_empty(),
+        "schema/protocol violations:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn submit_script_uploads_code_runs_the_job_and_streams_each_log_line_once() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let output = azml(
+        &cloud,
+        project.path(),
+        &[
+            "run",
+            "submit-script",
+            "-c",
+            "train",
+            "-e",
+            "exp",
+            "train.py",
+            "--lr",
+            "0.1",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
+    let run = stdout_json(&output);
+    assert_eq!(run["status"], "Completed");
+    assert_eq!(run["target"], "cpu-cluster");
+    assert_eq!(run["experimentName"], "exp");
+    let run_id = run["runId"].as_str().expect("runId");
+    assert!(run_id.starts_with("exp_"), "{run_id}");
+    for epoch in 1..=3 {
+        let line = format!("epoch {epoch} loss");
+        assert_eq!(
+            stderr.matches(&line).count(),
+            1,
+            "'{line}' exactly once in:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains(fake_jobs::LOG_SIG),
+        "a log SAS leaked:\n{stderr}"
+    );
+    assert!(!stderr.contains(fake_jobs::TOKEN), "the token leaked");
+    assert_no_violations(&cloud.fake);
+
+    let job = cloud
+        .fake
+        .state()
+        .jobs
+        .get(run_id)
+        .cloned()
+        .expect("job stored");
+    assert_eq!(job["properties"]["command"], "python train.py --lr 0.1");
+    assert!(
+        job["properties"]["environmentId"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/environments/CliV2AnonymousEnvironment/versions/")
+    );
+    let folder = cloud
+        .fake
+        .state()
+        .pending_uploads
+        .first()
+        .cloned()
+        .expect("one pending upload");
+    let prefix = folder
+        .split("/azureml-blobstore/")
+        .nth(1)
+        .expect("container path")
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for rel in [
+        "train.py",
+        "lib/util.py",
+        "conda.yml",
+        "hd.yml",
+        ".azureml/train.runconfig",
+    ] {
+        let stored = rt.block_on(
+            cloud
+                .azurite
+                .get_blob("azureml-blobstore", &format!("{prefix}/{rel}")),
+        );
+        let expected = std::fs::read(project.path().join(rel)).expect("source");
+        assert_eq!(stored, Some(expected), "{rel}");
+    }
+}
+
+#[test]
+fn resubmitting_unchanged_code_sends_nothing_and_one_change_sends_one_file() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let submit = |cloud: &Cloud| {
+        let output = azml(
+            cloud,
+            project.path(),
+            &[
+                "run",
+                "submit-script",
+                "-c",
+                "train",
+                "-e",
+                "exp",
+                "--async",
+                "train.py",
+            ],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_json(&output)
+    };
+    let first = submit(&cloud);
+    assert_eq!(cloud.fake.requests("PUT", "/codes/").len(), 1);
+    let code_of = |cloud: &Cloud, run: &Value| {
+        let id = run["runId"].as_str().expect("runId").to_string();
+        cloud.fake.state().jobs[&id]["properties"]["codeId"].clone()
+    };
+
+    cloud.proxy.stats.reset();
+    let second = submit(&cloud);
+    assert_eq!(
+        ProxyStats::get(&cloud.proxy.stats.requests),
+        0,
+        "unchanged resubmit touched blob storage"
+    );
+    assert_eq!(
+        cloud.fake.requests("PUT", "/codes/").len(),
+        1,
+        "no second code version"
+    );
+    assert_eq!(
+        cloud.fake.requests("PUT", "/environments/").len(),
+        1,
+        "environment reused"
+    );
+    assert_eq!(code_of(&cloud, &second), code_of(&cloud, &first));
+
+    let changed = b"import sys\nprint('v2', sys.argv)\n";
+    write_file(project.path(), "train.py", changed);
+    cloud.proxy.stats.reset();
+    let third = submit(&cloud);
+    assert_eq!(
+        ProxyStats::get(&cloud.proxy.stats.put_body_bytes),
+        changed.len() as u64
+    );
+    assert_ne!(code_of(&cloud, &third), code_of(&cloud, &first));
+    assert_no_violations(&cloud.fake);
+}
+
+#[test]
+fn submit_hyperdrive_puts_a_schema_valid_sweep_job() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let output = azml(
+        &cloud,
+        project.path(),
+        &[
+            "run",
+            "submit-hyperdrive",
+            "--hyperdrive-configuration-name",
+            "hd.yml",
+            "-c",
+            "train",
+            "-e",
+            "sweep",
+            "--async",
+            "train.py",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run = stdout_json(&output);
+    let job = cloud.fake.state().jobs[run["runId"].as_str().expect("runId")].clone();
+    assert_eq!(job["properties"]["jobType"], "Sweep");
+    assert_eq!(
+        job["properties"]["trial"]["command"],
+        "python train.py --lr ${{search_space.lr}}"
+    );
+    assert_eq!(
+        job["properties"]["searchSpace"]["lr"],
+        json!(["uniform", [0.01, 0.1]])
+    );
+    assert_no_violations(&cloud.fake);
+}
+
+#[test]
+fn a_failed_job_exits_1_after_streaming_its_logs() {
+    let Some(cloud) = cloud() else { return };
+    cloud.fake.state().final_status = "Failed".into();
+    let project = azure_project();
+    let output = azml(
+        &cloud,
+        project.path(),
+        &[
+            "run",
+            "submit-script",
+            "-c",
+            "train",
+            "-e",
+            "exp",
+            "train.py",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout_json(&output)["status"], "Failed");
+    assert!(stderr.contains("epoch 3 loss"), "{stderr}");
+}
+
+#[test]
+fn pyspark_runconfig_on_azure_fails_before_uploading_anything() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    write_file(
+        project.path(),
+        ".azureml/spark.runconfig",
+        b"script: train.py\ntarget: cpu-cluster\nframework: PySpark\nenvironment: {}\n",
+    );
+    let output = azml(
+        &cloud,
+        project.path(),
+        &[
+            "run",
+            "submit-script",
+            "-c",
+            "spark",
+            "-e",
+            "exp",
+            "train.py",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("framework"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(cloud.fake.state().pending_uploads.is_empty());
+}
+
+#[test]
+fn run_show_list_cancel_and_download_logs_speak_v1_run_json() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let submit = |experiment: &str| {
+        let output = azml(
+            &cloud,
+            project.path(),
+            &[
+                "run",
+                "submit-script",
+                "-c",
+                "train",
+                "-e",
+                experiment,
+                "--async",
+                "train.py",
+            ],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_json(&output)["runId"]
+            .as_str()
+            .expect("runId")
+            .to_string()
+    };
+    let first = submit("exp-a");
+    let second = submit("exp-a");
+    let _other = submit("exp-b");
+
+    let listed = azml(&cloud, project.path(), &["run", "list", "-e", "exp-a"]);
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let ids: Vec<String> = stdout_json(&listed)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["runId"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [second.clone(), first.clone()],
+        "newest first, exp-a only"
+    );
+
+    let shown = azml(&cloud, project.path(), &["run", "show", "-r", &first]);
+    assert_eq!(
+        shown.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let run = stdout_json(&shown);
+    assert_eq!(run["runId"], first.as_str());
+    assert_eq!(run["target"], "cpu-cluster");
+    assert_eq!(run["startTimeUtc"], "2026-11-25T08:00:00Z");
+
+    let tagged = azml(
+        &cloud,
+        project.path(),
+        &[
+            "run",
+            "update",
+            "-r",
+            &first,
+            "--add-tag",
+            "best",
+            "--add-tag",
+            "lr=0.1",
+        ],
+    );
+    assert_eq!(
+        tagged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&tagged.stderr)
+    );
+    assert_eq!(
+        stdout_json(&tagged)["tags"],
+        json!({"best": "", "lr": "0.1"})
+    );
+
+    let canceled = azml(&cloud, project.path(), &["run", "cancel", "-r", &second]);
+    assert_eq!(
+        canceled.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&canceled.stderr)
+    );
+    assert_eq!(stdout_json(&canceled)["status"], "Canceled");
+
+    let missing = azml(
+        &cloud,
+        project.path(),
+        &["run", "show", "-r", "exp-a_1_deadbeef"],
+    );
+    assert_eq!(
+        missing.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // Let the first job produce logs, then download them.
+    let followed = azml(
+        &cloud,
+        project.path(),
+        &["run", "monitor-logs", "-r", &first],
+    );
+    assert_eq!(
+        followed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&followed.stderr)
+    );
+    let logs_dir = tempfile::tempdir().expect("logs dir");
+    let downloaded = azml(
+        &cloud,
+        project.path(),
+        &[
+            "run",
+            "download-logs",
+            "-r",
+            &first,
+            "-d",
+            logs_dir.path().to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(
+        downloaded.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&downloaded.stderr)
+    );
+    let text = std::fs::read_to_string(logs_dir.path().join("user_logs/std_log.txt"))
+        .expect("log downloaded");
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert_no_violations(&cloud.fake);
+}
+
+#[test]
+fn following_a_sweep_streams_its_latest_trial_logs() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let output = azml(
+        &cloud,
+        project.path(),
+        &[
+            "run",
+            "submit-hyperdrive",
+            "--hyperdrive-configuration-name",
+            "hd.yml",
+            "-c",
+            "train",
+            "-e",
+            "sweep",
+            "train.py",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout_json(&output)["runType"], "hyperdrive");
+    assert_eq!(stderr.matches("[trial ").count(), 1, "{stderr}");
+    for epoch in 1..=3 {
+        assert_eq!(
+            stderr.matches(&format!("epoch {epoch} loss")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+}

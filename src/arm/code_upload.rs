@@ -36,8 +36,6 @@ pub enum UploadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("bad ignore file {path}: {message}")]
-    IgnoreFile { path: PathBuf, message: String },
     #[error("source directory {0} has no files to upload")]
     Empty(PathBuf),
     #[error(transparent)]
@@ -78,13 +76,13 @@ pub struct SourceFile {
     pub inode: u64,
 }
 
-/// Every file under `root` that v1 and the SDK upload: `.amlignore` at the
-/// root if present, else `.gitignore` at the root, matched per file;
-/// symlinks followed. `exclude` (absolute or root-relative folders, e.g. the
-/// local workspace) are skipped too. Sorted as the SDK hashes them.
+/// Every file under `root` that v1 and the SDK upload: the same walk local
+/// runs snapshot (`.amlignore`, else `.gitignore`, at the root, with
+/// pathspec's rules), minus `exclude` (e.g. the local workspace folder),
+/// sorted as the SDK hashes them. Symlinked files count with their target's
+/// content, as in the SDK.
 pub fn list_source_files(root: &Path, exclude: &[PathBuf]) -> Result<Vec<SourceFile>, UploadError> {
-    let ignore = root_ignore_rules(root)?;
-    let excluded: Vec<PathBuf> = exclude
+    let exclude: Vec<PathBuf> = exclude
         .iter()
         .map(|p| {
             if p.is_absolute() {
@@ -94,82 +92,23 @@ pub fn list_source_files(root: &Path, exclude: &[PathBuf]) -> Result<Vec<SourceF
             }
         })
         .collect();
-    let walker = ignore::WalkBuilder::new(root)
-        .standard_filters(false)
-        .follow_links(true)
-        .sort_by_file_path(|a, b| a.cmp(b))
-        .filter_entry(move |entry| !excluded.iter().any(|ex| entry.path().starts_with(ex)))
-        .build();
-    let mut files = Vec::new();
-    for entry in walker {
-        let entry = entry.map_err(|e| UploadError::Io {
-            path: root.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        if !entry.file_type().is_some_and(|t| t.is_file()) && !entry.path().is_file() {
-            continue;
-        }
-        let rel_path = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        let rel = rel_path
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        if ignore
-            .as_ref()
-            .is_some_and(|g| g.matched_path_or_any_parents(rel_path, false).is_ignore())
-        {
-            continue;
-        }
-        files.push(source_file(entry.path(), rel)?);
-    }
+    let tree = crate::snapshot::walk(root, &exclude).map_err(|e| UploadError::Io {
+        path: root.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let mut files: Vec<SourceFile> = tree
+        .files
+        .into_iter()
+        .map(|f| SourceFile {
+            path: f.path,
+            rel: f.relative,
+            size: f.size,
+            mtime_ns: f.mtime_ns,
+            inode: f.inode,
+        })
+        .collect();
     sort_like_the_sdk(&mut files);
     Ok(files)
-}
-
-fn root_ignore_rules(root: &Path) -> Result<Option<ignore::gitignore::Gitignore>, UploadError> {
-    let file = [".amlignore", ".gitignore"]
-        .iter()
-        .map(|name| root.join(name))
-        .find(|p| p.is_file());
-    let Some(file) = file else {
-        return Ok(None);
-    };
-    let mut builder = ignore::gitignore::GitignoreBuilder::new(root);
-    if let Some(err) = builder.add(&file) {
-        return Err(UploadError::IgnoreFile {
-            path: file,
-            message: err.to_string(),
-        });
-    }
-    builder
-        .build()
-        .map(Some)
-        .map_err(|e| UploadError::IgnoreFile {
-            path: file,
-            message: e.to_string(),
-        })
-}
-
-fn source_file(path: &Path, rel: String) -> Result<SourceFile, UploadError> {
-    let resolved = std::fs::canonicalize(path).map_err(io_err(path))?;
-    let meta = std::fs::metadata(&resolved).map_err(io_err(path))?;
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i128);
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Ok(SourceFile {
-        path: resolved,
-        rel,
-        size: meta.len(),
-        mtime_ns,
-        inode,
-    })
 }
 
 /// The SDK sorts by `str(rel).lower()`; ties keep a deterministic order here.

@@ -14,6 +14,8 @@ pub mod environment;
 pub mod error;
 pub mod jobs;
 pub mod redact;
+pub mod runs;
+pub mod submit;
 pub mod subscription;
 
 pub use client::{ArmClient, ArmSettings, Timing};
@@ -173,19 +175,43 @@ impl Workspace for AzureWorkspace {
     async fn create_experiment(&self, _name: &str) -> WsResult<(Value, bool)> {
         Err(not_yet("experiment create"))
     }
-    async fn list_runs(&self, _filter: &RunFilter) -> WsResult<Vec<Value>> {
-        Err(not_yet("run list"))
+    async fn list_runs(&self, filter: &RunFilter) -> WsResult<Vec<Value>> {
+        runs::list_runs(self, filter).await
     }
-    async fn show_run(&self, _run_id: &str) -> WsResult<Value> {
-        Err(not_yet("run show"))
+    async fn show_run(&self, run_id: &str) -> WsResult<Value> {
+        runs::show_run(self, run_id).await
     }
-    async fn cancel_run(&self, _run_id: &str) -> WsResult<Value> {
-        Err(not_yet("run cancel"))
+    async fn cancel_run(&self, run_id: &str) -> WsResult<Value> {
+        runs::cancel_run(self, run_id).await
     }
-    async fn add_run_tags(&self, _run_id: &str, _tags: &[(String, String)]) -> WsResult<Value> {
-        Err(not_yet("run update"))
+    async fn add_run_tags(&self, run_id: &str, tags: &[(String, String)]) -> WsResult<Value> {
+        runs::add_run_tags(self, run_id, tags).await
     }
     async fn run_metrics(&self, _run_id: &str) -> WsResult<Value> {
         Err(not_yet("run metrics"))
+    }
+    async fn submit_script(
+        &self,
+        request: &crate::workspace::SubmitScript,
+        logs: &dyn crate::workspace::LogSink,
+    ) -> WsResult<crate::workspace::RunOutcome> {
+        submit::submit_script(self, request, logs).await
+    }
+    async fn submit_hyperdrive(
+        &self,
+        request: &crate::workspace::SubmitHyperdrive,
+        logs: &dyn crate::workspace::LogSink,
+    ) -> WsResult<crate::workspace::RunOutcome> {
+        submit::submit_hyperdrive(self, request, logs).await
+    }
+    async fn monitor_logs(
+        &self,
+        run_id: &str,
+        logs: &dyn crate::workspace::LogSink,
+    ) -> WsResult<crate::workspace::RunOutcome> {
+        submit::monitor(self, run_id, logs).await
+    }
+    async fn download_logs(&self, run_id: &str, output_dir: &std::path::Path) -> WsResult<Value> {
+        runs::download_logs(self, run_id, output_dir).await
     }
 }
