@@ -49,10 +49,18 @@ const FILES: &[&str] = &[
 ];
 
 /// (.amlignore, .gitignore, nested src/.gitignore, files expected in the snapshot)
+/// (name, .amlignore, .gitignore, files expected in the snapshot)
+type IgnoreCase = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Vec<&'static str>,
+);
+
 #[test]
 fn ignore_rules_follow_v1_exactly() {
     let all: Vec<&str> = FILES.to_vec();
-    let cases: Vec<(&str, Option<&str>, Option<&str>, Vec<&str>)> = vec![
+    let cases: Vec<IgnoreCase> = vec![
         // No ignore file: everything.
         ("no ignore file", None, None, all.clone()),
         // .gitignore applies when there is no .amlignore.

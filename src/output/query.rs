@@ -525,10 +525,10 @@ fn call(name: &str, args: Vec<Value>) -> Eval {
         "not_null" => {
             arity(name, &args, 1, true)?;
             for arg in args {
-                if let Value::Doc(d) = arg {
-                    if !matches!(d, Doc::Null) {
-                        return doc(d);
-                    }
+                if let Value::Doc(d) = arg
+                    && !matches!(d, Doc::Null)
+                {
+                    return doc(d);
                 }
             }
             doc(Doc::Null)
@@ -640,10 +640,8 @@ fn parse_number(s: &str) -> Doc {
         && !digits.ends_with('_')
         && !digits.contains("__")
         && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
-    if int_like {
-        if let Ok(i) = t.replace('_', "").parse::<i128>() {
-            return Doc::Int(i);
-        }
+    if int_like && let Ok(i) = t.replace('_', "").parse::<i128>() {
+        return Doc::Int(i);
     }
     match t.parse::<f64>() {
         Ok(f) if f.is_finite() => Doc::Float(f),

@@ -261,11 +261,9 @@ pub fn py_splitlines(s: &str) -> Vec<&str> {
         }
         lines.push(&s[start..i]);
         let mut end = i + c.len_utf8();
-        if c == '\r' {
-            if let Some((_, '\n')) = chars.peek() {
-                chars.next();
-                end += 1;
-            }
+        if c == '\r' && matches!(chars.peek(), Some((_, '\n'))) {
+            chars.next();
+            end += 1;
         }
         start = end;
     }

@@ -103,10 +103,10 @@ fn pattern_regex(pattern: &str) -> Option<String> {
     if segs.is_empty() {
         return None;
     }
-    if let Some(last) = segs.last_mut() {
-        if last.is_empty() {
-            *last = "**";
-        }
+    if let Some(last) = segs.last_mut()
+        && last.is_empty()
+    {
+        *last = "**";
     }
     segs.dedup_by(|a, b| *a == "**" && *b == "**");
     match segs.as_slice() {

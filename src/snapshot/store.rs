@@ -165,10 +165,10 @@ impl Store {
         for entry in &manifest.entries {
             let relative = safe_relative(&entry.path)?;
             let target = dest.join(relative);
-            if let Some(parent) = target.parent() {
-                if made.insert(parent.to_path_buf()) {
-                    std::fs::create_dir_all(parent).map_err(|e| write_err(parent, e))?;
-                }
+            if let Some(parent) = target.parent()
+                && made.insert(parent.to_path_buf())
+            {
+                std::fs::create_dir_all(parent).map_err(|e| write_err(parent, e))?;
             }
             let object = self.object_path(entry);
             if !object.exists() {
