@@ -740,9 +740,12 @@ fn apply_rewrites_in_text(text: &str, rewrites: &Rewrites) -> String {
 /// substitutes them before the shell sees the line, so they may stay bare.
 fn quote_with_placeholders(arg: &str) -> String {
     let stripped = strip_placeholders(arg);
-    if !stripped.is_empty() && stripped.chars().all(is_shell_safe) {
-        arg.to_string()
-    } else if stripped.is_empty() && !arg.is_empty() {
+    let bare_is_safe = if stripped.is_empty() {
+        !arg.is_empty()
+    } else {
+        stripped.chars().all(is_shell_safe)
+    };
+    if bare_is_safe {
         arg.to_string()
     } else {
         shell_quote(arg)

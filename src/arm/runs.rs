@@ -68,7 +68,7 @@ pub async fn list_runs(ws: &AzureWorkspace, filter: &RunFilter) -> WsResult<Vec<
     let url = client.url(&format!("{}/jobs", ws.workspace_path()), &[]);
     let mut jobs = client.list(url, Method::GET, "value").await.map_err(arm)?;
     jobs.retain(|job| matches_filter(job, filter));
-    jobs.sort_by(|a, b| created_at(b).cmp(&created_at(a)));
+    jobs.sort_by_key(|job| std::cmp::Reverse(created_at(job)));
     if filter.last > 0 {
         jobs.truncate(filter.last);
     }

@@ -101,6 +101,7 @@ fn try_start(binary: &PathBuf) -> Option<Azurite> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
+    let _ = child.wait();
     None
 }
 
