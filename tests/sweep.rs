@@ -323,11 +323,15 @@ fn an_async_sweep_returns_at_once_and_monitor_logs_follows_it_to_the_end() {
             "--hyperdrive-configuration-name",
             "hd.yml",
             "--async",
+            "-t",
+            "meta.json",
             "curve.py",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let parent_id = parent["runId"].as_str().expect("runId").to_string();
+    let meta = std::fs::read_to_string(p.dir.path().join("meta.json")).expect("-t file written");
+    assert!(meta.contains(&parent_id), "{meta}");
     assert!(
         ["NotStarted", "Running"].contains(&parent["status"].as_str().unwrap_or("")),
         "{parent}"

@@ -75,7 +75,12 @@ pub fn main() -> i32 {
 }
 
 /// `-t/--output-metadata-file` of the (sub)command that runs, if it has one.
+/// The detached sweep supervisor re-runs the user's command line: the file is
+/// the launcher's to write, so the supervisor must not try again (and fail).
 fn metadata_file(matches: &clap::ArgMatches) -> Option<PathBuf> {
+    if std::env::var_os(crate::local::sweep::DETACHED_PARENT_ENV).is_some() {
+        return None;
+    }
     let mut current = matches;
     while let Some((_, sub)) = current.subcommand() {
         current = sub;
