@@ -13,7 +13,9 @@
 //!    never corrupt the cache used by later runs.
 //!
 //! The host side is a short Python program (the host needs Python anyway):
-//! it handles any file name byte-exactly, which line-based shell cannot.
+//! it handles any file name byte-exactly, which line-based shell cannot. It
+//! imports only `os` and `sys` on the common path (`tarfile` only when
+//! objects arrive) because its start-up is on every run's critical path.
 
 use super::SshError;
 use super::command::Ssh;
@@ -83,7 +85,7 @@ impl SyncEntry {
 
 /// The host program behind `plan` and `put` (Python 3.4+).
 const HOST_PROGRAM: &str = r#"
-import os, sys, shutil, tarfile
+import os, sys
 op, run = sys.argv[1], sys.argv[2]
 base = os.path.join(os.path.expanduser('~'), '.azml')
 objs = os.path.join(base, 'objects')
@@ -99,15 +101,28 @@ def have(h, size):
         return os.path.getsize(os.path.join(objs, h)) == size
     except OSError:
         return False
+def copy(src, dest):
+    with open(src, 'rb') as i, open(dest, 'wb') as o:
+        while True:
+            b = i.read(1 << 20)
+            if not b:
+                break
+            o.write(b)
 def receive():
+    import tarfile
     tf = tarfile.open(fileobj=sys.stdin.buffer, mode='r|')
     for m in tf:
         h = m.name
         if not m.isfile() or len(h) != 64 or any(c not in '0123456789abcdef' for c in h):
             sys.exit('azml: unexpected object %r' % h)
         tmp = os.path.join(objs, '.tmp.%s.%d' % (h, os.getpid()))
+        src = tf.extractfile(m)
         with open(tmp, 'wb') as out:
-            shutil.copyfileobj(tf.extractfile(m), out)
+            while True:
+                b = src.read(1 << 20)
+                if not b:
+                    break
+                out.write(b)
         os.replace(tmp, os.path.join(objs, h))
 def materialize():
     with open(mf, 'rb') as f:
@@ -120,7 +135,7 @@ def materialize():
             sys.exit('azml: unsafe path %r' % p)
         dest = os.path.join(root, p)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(os.path.join(objs, h), dest)
+        copy(os.path.join(objs, h), dest)
         os.chmod(dest, 0o755 if x else 0o644)
 if op == 'plan':
     os.makedirs(objs, exist_ok=True)
