@@ -78,3 +78,21 @@ mod tests {
         }
     }
 }
+
+/// Start `cmd` in a new session (`setsid`): no controlling terminal, so the
+/// shell's Ctrl-C or hang-up never reaches a detached supervisor.
+pub fn spawn_in_new_session(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}

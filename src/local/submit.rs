@@ -416,7 +416,6 @@ pub const SUPERVISE_ARG: &str = "__azml-supervise-run";
 /// session (no terminal, no Ctrl-C from the shell), record its pid so a dead
 /// supervisor is noticed, and return without waiting.
 pub fn spawn_detached_supervisor(root: &Path, run_id: &str) -> WsResult<u32> {
-    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()
         .map_err(|e| failed(format!("cannot find the azml executable: {e}"), None))?;
     let mut cmd = std::process::Command::new(exe);
@@ -426,17 +425,7 @@ pub fn spawn_detached_supervisor(root: &Path, run_id: &str) -> WsResult<u32> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
+    let child = super::process::spawn_in_new_session(&mut cmd)
         .map_err(|e| failed(format!("cannot start the run supervisor: {e}"), None))?;
     let pid = child.id();
     let store = Store::open(root).map_err(store_err)?;

@@ -102,7 +102,6 @@ pub const DETACHED_PARENT_ENV: &str = "AZML_SWEEP_PARENT_RUN_ID";
 /// created. Its output (progress, table) goes to the parent's
 /// `user_logs/std_log.txt`, so `run monitor-logs -r HD_…` follows the sweep.
 fn spawn_detached_sweep(ws: &LocalWorkspace, parent: &str) -> WsResult<()> {
-    use std::os::unix::process::CommandExt;
     let log_path = super::store::run_dir(&ws.root, parent).join(super::runner::STD_LOG);
     let log = log_path
         .parent()
@@ -118,17 +117,7 @@ fn spawn_detached_sweep(ws: &LocalWorkspace, parent: &str) -> WsResult<()> {
         .stdin(std::process::Stdio::null())
         .stdout(log.0)
         .stderr(log.1);
-    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
+    let child = super::process::spawn_in_new_session(&mut cmd)
         .map_err(|e| failed(format!("cannot start the sweep supervisor: {e}"), None))?;
     ws.store()?
         .set_supervisor(parent, child.id())

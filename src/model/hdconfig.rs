@@ -949,22 +949,6 @@ fn top_key_pos(root: &Node, key: &str) -> Option<yaml::Pos> {
         .map(|e| e.key_pos)
 }
 
-/// The v1 name of an expression (for messages).
-pub fn expression_name(expression: &Expression) -> &'static str {
-    match expression {
-        Expression::Choice(_) => "choice",
-        Expression::RandInt { .. } => "randint",
-        Expression::Uniform { .. } => "uniform",
-        Expression::QUniform { .. } => "quniform",
-        Expression::LogUniform { .. } => "loguniform",
-        Expression::QLogUniform { .. } => "qloguniform",
-        Expression::Normal { .. } => "normal",
-        Expression::QNormal { .. } => "qnormal",
-        Expression::LogNormal { .. } => "lognormal",
-        Expression::QLogNormal { .. } => "qlognormal",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
