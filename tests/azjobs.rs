@@ -1293,3 +1293,107 @@ fn following_a_sweep_streams_its_latest_trial_logs() {
         );
     }
 }
+
+#[test]
+fn experiment_create_is_idempotent_and_list_follows_continuation_tokens() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    for name in ["exp-a", "exp-b", "exp-c"] {
+        let created = azml(
+            &cloud,
+            project.path(),
+            &["experiment", "create", "-e", name],
+        );
+        assert_eq!(
+            created.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        assert_eq!(stdout_json(&created)["name"], name);
+        assert!(String::from_utf8_lossy(&created.stderr).contains("Created experiment"));
+    }
+    let again = azml(
+        &cloud,
+        project.path(),
+        &["experiment", "create", "-e", "exp-a"],
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        stdout_json(&again)["experimentId"],
+        cloud.fake.state().experiments["exp-a"]["experimentId"],
+        "the existing experiment, not a new one"
+    );
+    assert_eq!(cloud.fake.state().experiments.len(), 3);
+
+    let listed = azml(&cloud, project.path(), &["experiment", "list"]);
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let names: Vec<Value> = stdout_json(&listed)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [json!("exp-a"), json!("exp-b"), json!("exp-c")],
+        "both pages"
+    );
+    assert_no_violations(&cloud.fake);
+}
+
+#[test]
+fn run_metrics_on_azure_prints_one_value_or_the_list_of_values_per_name() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let run_id = "exp_1764000000_1234abcd";
+    cloud.fake.state().metrics.insert(
+        run_id.into(),
+        vec![
+            ("loss".into(), json!(0.9)),
+            ("accuracy".into(), json!(0.5)),
+            ("loss".into(), json!(0.5)),
+            ("loss".into(), json!(0.25)),
+            ("epochs".into(), json!(3)),
+        ],
+    );
+    let output = azml(&cloud, project.path(), &["run", "metrics", "-r", run_id]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout_json(&output),
+        json!({"accuracy": 0.5, "epochs": 3, "loss": [0.9, 0.5, 0.25]})
+    );
+    assert_no_violations(&cloud.fake);
+
+    let missing = azml(
+        &cloud,
+        project.path(),
+        &["run", "metrics", "-r", "no-such-run"],
+    );
+    assert_eq!(
+        missing.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

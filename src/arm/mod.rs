@@ -12,6 +12,7 @@ pub mod code_upload;
 pub mod compute;
 pub mod environment;
 pub mod error;
+pub mod history;
 pub mod jobs;
 pub mod redact;
 pub mod runs;
@@ -151,14 +152,6 @@ fn ws_err(e: ArmError) -> WorkspaceError {
     WorkspaceError::Other(anyhow::Error::new(e))
 }
 
-fn not_yet(what: &str) -> WorkspaceError {
-    WorkspaceError::Unsupported {
-        what: what.into(),
-        backend: "Azure",
-        hint: None,
-    }
-}
-
 impl Workspace for AzureWorkspace {
     async fn show_workspace(&self) -> WsResult<Value> {
         self.get_workspace().await.map_err(ws_err)
@@ -170,10 +163,10 @@ impl Workspace for AzureWorkspace {
         self.get_compute(name).await.map_err(ws_err)
     }
     async fn list_experiments(&self) -> WsResult<Vec<Value>> {
-        Err(not_yet("experiment list"))
+        history::list_experiments(self).await
     }
-    async fn create_experiment(&self, _name: &str) -> WsResult<(Value, bool)> {
-        Err(not_yet("experiment create"))
+    async fn create_experiment(&self, name: &str) -> WsResult<(Value, bool)> {
+        history::create_experiment(self, name).await
     }
     async fn list_runs(&self, filter: &RunFilter) -> WsResult<Vec<Value>> {
         runs::list_runs(self, filter).await
@@ -187,8 +180,8 @@ impl Workspace for AzureWorkspace {
     async fn add_run_tags(&self, run_id: &str, tags: &[(String, String)]) -> WsResult<Value> {
         runs::add_run_tags(self, run_id, tags).await
     }
-    async fn run_metrics(&self, _run_id: &str) -> WsResult<Value> {
-        Err(not_yet("run metrics"))
+    async fn run_metrics(&self, run_id: &str) -> WsResult<Value> {
+        history::run_metrics(self, run_id).await
     }
     async fn submit_script(
         &self,

@@ -202,7 +202,8 @@ pub async fn history_base(ws: &AzureWorkspace) -> Option<Url> {
         .await
         .ok()?;
     let discovery = workspace["properties"]["discoveryUrl"].as_str()?;
-    let answer: Value = reqwest::get(discovery).await.ok()?.json().await.ok()?;
+    let body = reqwest::get(discovery).await.ok()?.bytes().await.ok()?;
+    let answer: Value = serde_json::from_slice(&body).ok()?;
     let mut api = Url::parse(answer["api"].as_str()?).ok()?;
     if !api.path().ends_with('/') {
         let path = format!("{}/", api.path());

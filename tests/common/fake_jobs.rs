@@ -49,6 +49,10 @@ pub struct State {
     pub final_status: String,
     /// Blob folder (with SAS) handed out by startPendingUpload, per call.
     pub pending_uploads: Vec<String>,
+    /// Run History experiments by name (ExperimentResponse bodies).
+    pub experiments: BTreeMap<String, Value>,
+    /// Run id → logged metric points `(name, value)` in logging order.
+    pub metrics: BTreeMap<String, Vec<(String, Value)>>,
 }
 
 struct Shared {
@@ -198,10 +202,18 @@ async fn handle(
         return error(401, "AuthenticationFailed", "missing or wrong bearer token");
     }
     if let Some(rest) = path.strip_prefix("/history/v1.0") {
+        if rest.contains("/experiments") && !rest.contains("/runs/") {
+            return data_plane(&mut state, &uri, |state| {
+                experiments(state, &method, rest, &body)
+            });
+        }
         if method == Method::PATCH {
             return patch_tags(&mut state, rest, &body);
         }
         return run_history(&mut state, &shared, rest);
+    }
+    if let Some(rest) = path.strip_prefix("/metric/v2.0") {
+        return data_plane(&mut state, &uri, |state| metrics(state, rest, &body));
     }
     let api = query(&uri, "api-version");
     if api.as_deref() != Some(API_VERSION) {
@@ -434,6 +446,112 @@ fn run_history(state: &mut State, shared: &Shared, rest: &str) -> Response {
         "endTimeUtc": if status == "Completed" { json!("2026-11-25T08:05:00Z") } else { Value::Null },
         "logFiles": log_files,
     }))
+}
+
+/// Run History and metric routes take `api-version=v1.0`, like the real data plane.
+fn data_plane(
+    state: &mut State,
+    uri: &Uri,
+    answer: impl FnOnce(&mut State) -> Response,
+) -> Response {
+    let api = query(uri, "api-version");
+    if api.as_deref() != Some("v1.0") {
+        state
+            .violations
+            .push(format!("{}: Run History api-version {api:?}", uri.path()));
+        return error(400, "InvalidApiVersionParameter", "unsupported api-version");
+    }
+    answer(state)
+}
+
+/// Items from `continuationToken` (an index), two per page, with the next token.
+fn page(items: Vec<Value>, request: &Value) -> Value {
+    let start: usize = request["continuationToken"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let end = (start + 2).min(items.len());
+    let token = (end < items.len()).then(|| end.to_string());
+    json!({"value": items.get(start..end).unwrap_or_default(), "continuationToken": token})
+}
+
+fn json_body(body: &Bytes) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+/// Experiments_GetByQuery (POST `experiments:query`), Experiments_Get and
+/// Experiments_Create (POST `experiments/{name}`: 409 when it exists).
+fn experiments(state: &mut State, method: &Method, rest: &str, body: &Bytes) -> Response {
+    let ws = FakeJobs::workspace_path();
+    let Some(tail) = rest.strip_prefix(&format!("{ws}/experiments")) else {
+        return error(404, "NotFound", "no experiments route");
+    };
+    if tail == ":query" && method == Method::POST {
+        let request = json_body(body);
+        check(state, "RunHistory.Experiments_GetByQuery", &request);
+        let items = state.experiments.values().cloned().collect();
+        return ok(page(items, &request));
+    }
+    let Some(name) = tail.strip_prefix('/').filter(|n| !n.contains('/')) else {
+        return error(404, "NotFound", "no experiments route");
+    };
+    match (method, state.experiments.get(name)) {
+        (&Method::GET, Some(exp)) => ok(exp.clone()),
+        (&Method::GET, None) => error(404, "ExperimentNotFound", "experiment not found"),
+        (&Method::POST, Some(_)) => error(409, "Conflict", "experiment already exists"),
+        (&Method::POST, None) => {
+            let exp = json!({
+                "experimentId": format!("00000000-0000-0000-0000-{:012}", state.experiments.len() + 1),
+                "name": name,
+                "createdUtc": "2026-11-25T08:00:00Z",
+                "archivedTime": null,
+                "tags": {},
+            });
+            state.experiments.insert(name.to_string(), exp.clone());
+            ok(exp)
+        }
+        _ => error(405, "MethodNotAllowed", "method not allowed"),
+    }
+}
+
+/// Metrics_ListMetric (`runs/{id}/list`) and Metrics_GetFullFidelityMetric (`runs/{id}/full`).
+fn metrics(state: &mut State, rest: &str, body: &Bytes) -> Response {
+    let ws = FakeJobs::workspace_path();
+    let request = json_body(body);
+    let Some(run_part) = rest.strip_prefix(&format!("{ws}/runs/")) else {
+        return error(404, "NotFound", "no metric route");
+    };
+    let (run_id, operation) = match run_part.rsplit_once('/') {
+        Some((id, "list")) => (id, "RunHistory.Metrics_ListMetric"),
+        Some((id, "full")) => (id, "RunHistory.Metrics_GetFullFidelityMetric"),
+        _ => return error(404, "NotFound", "no metric route"),
+    };
+    check(state, operation, &request);
+    if !state.jobs.contains_key(run_id) && !state.metrics.contains_key(run_id) {
+        return error(404, "RunNotFound", "run not found");
+    }
+    let points = state.metrics.get(run_id).cloned().unwrap_or_default();
+    if operation.ends_with("ListMetric") {
+        let mut names: Vec<&String> = points.iter().map(|(n, _)| n).collect();
+        names.dedup();
+        names.sort();
+        names.dedup();
+        let definitions = names
+            .into_iter()
+            .map(|n| json!({"metricKey": {"namespace": "", "name": n, "labels": [], "columnNames": [n]}, "columns": {n: "Double"}}))
+            .collect();
+        return ok(page(definitions, &request));
+    }
+    let wanted = request["metricName"].as_str().unwrap_or_default();
+    let values = points
+        .iter()
+        .filter(|(n, _)| n == wanted)
+        .enumerate()
+        .map(|(step, (n, v))| json!({"metricId": format!("m{step}"), "step": step, "createdUtc": "2026-11-25T08:01:00Z", "data": {n: v}}))
+        .collect();
+    let mut answer = page(values, &request);
+    answer["name"] = json!(wanted);
+    ok(answer)
 }
 
 /// Run History `experiments/{exp}/runs/{id}/tags`: v2 jobs keep tags there too.
