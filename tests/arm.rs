@@ -607,7 +607,15 @@ fn every_attach_kind_sends_a_schema_valid_body_and_batch_is_explained() {
         vec!["kubernetes", "-n", "k8s", "-i", rid, "--namespace", "ml"],
         vec!["aks", "-n", "aks", "-i", rid],
         vec!["databricks", "-n", "dbx", "-i", rid, "-a", "dapi-TOKEN"],
-        vec!["adla", "-n", "adla", "-i", rid],
+        vec![
+            "adla",
+            "-n",
+            "adla",
+            "-i",
+            rid,
+            "--store-account-name",
+            "mystore",
+        ],
         vec!["synapse", "-n", "syn", "-i", rid],
         vec!["datafactory", "-n", "adf", "-i", rid],
     ];
@@ -618,6 +626,10 @@ fn every_attach_kind_sends_a_schema_valid_body_and_batch_is_explained() {
         assert!(!r.stdout.contains("dapi-TOKEN") && !r.stdout.contains("BEGIN OPENSSH"));
     }
     assert_eq!(fake.state().computes.len(), cases.len());
+    assert_eq!(
+        fake.state().computes["adla"]["properties"]["properties"]["dataLakeStoreAccountName"],
+        "mystore"
+    );
     assert_schema_clean(&fake);
     let batch = run(
         &fake,

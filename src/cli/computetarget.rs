@@ -370,7 +370,7 @@ pub enum AttachCommand {
     #[command(
         after_help = "Examples:\n  azml computetarget attach adla -n my-adla -i /subscriptions/…/providers/Microsoft.DataLakeAnalytics/accounts/my-adla"
     )]
-    Adla(AttachResourceArgs),
+    Adla(AttachAdlaArgs),
     /// Attach a Synapse Spark pool to the workspace.
     #[command(
         after_help = "Examples:\n  azml computetarget attach synapse -n spark -i /subscriptions/…/providers/Microsoft.Synapse/workspaces/syn/bigDataPools/pool1"
@@ -399,6 +399,15 @@ pub struct AttachResourceArgs {
     pub compute_resource_id: String,
     #[command(flatten)]
     pub common: ComputeWorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachAdlaArgs {
+    #[command(flatten)]
+    pub resource: AttachResourceArgs,
+    /// The Data Lake Store account the Analytics account uses (an addition: v1 had no flag for it).
+    #[arg(long = "store-account-name", value_name = "ACCOUNT")]
+    pub store_account_name: Option<String>,
 }
 
 #[derive(Debug, Args)]

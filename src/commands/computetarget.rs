@@ -57,9 +57,9 @@ fn common_of(command: &ComputetargetCommand) -> &ComputeWorkspaceArgs {
         C::Attach(AttachCommand::Remote(a) | AttachCommand::Hdi(a)) => &a.common,
         C::Attach(AttachCommand::Kubernetes(a)) => &a.resource.common,
         C::Attach(AttachCommand::Databricks(a)) => &a.resource.common,
+        C::Attach(AttachCommand::Adla(a)) => &a.resource.common,
         C::Attach(
             AttachCommand::Aks(a)
-            | AttachCommand::Adla(a)
             | AttachCommand::Synapse(a)
             | AttachCommand::Batch(a)
             | AttachCommand::Datafactory(a),
@@ -160,7 +160,14 @@ async fn attach(ctx: &Context, command: AttachCommand) -> anyhow::Result<i32> {
             azure_attach_databricks(ctx, &ws, args).await?
         }
         AttachCommand::Aks(args) => attach_resource(ctx, "aks", args).await?,
-        AttachCommand::Adla(args) => attach_resource(ctx, "adla", args).await?,
+        AttachCommand::Adla(args) => {
+            let ws = azure_backend(ctx, &args.resource.common, "computetarget attach adla")?;
+            let attach = spec::AttachSpec::Adla {
+                resource_id: args.resource.compute_resource_id.clone(),
+                store_account: args.store_account_name.clone(),
+            };
+            ws.attach(&args.resource.name, &attach).await?
+        }
         AttachCommand::Synapse(args) => attach_resource(ctx, "synapse", args).await?,
         AttachCommand::Batch(args) => attach_resource(ctx, "batch", args).await?,
         AttachCommand::Datafactory(args) => attach_resource(ctx, "datafactory", args).await?,
@@ -215,7 +222,7 @@ async fn local_attach_remote(
     Ok(ws.show_compute(&record.name).await?)
 }
 
-/// `attach aks|adla|synapse|batch|datafactory`: attach an existing Azure resource by id.
+/// `attach aks|synapse|batch|datafactory`: attach an existing Azure resource by id.
 async fn attach_resource(
     ctx: &Context,
     kind: &str,
@@ -598,10 +605,6 @@ async fn azure_attach_resource(
     let resource_id = args.compute_resource_id.clone();
     let attach = match kind {
         "aks" => spec::AttachSpec::Aks { resource_id },
-        "adla" => spec::AttachSpec::Adla {
-            resource_id,
-            store_account: None,
-        },
         "synapse" => spec::AttachSpec::Synapse { resource_id },
         "datafactory" => spec::AttachSpec::DataFactory { resource_id },
         _ => spec::AttachSpec::Batch { resource_id },
