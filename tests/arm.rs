@@ -530,6 +530,33 @@ fn list_nodes_pages_through_all_nodes() {
 }
 
 #[test]
+fn attach_remote_on_azure_requires_username_with_a_hint() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let r = run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "attach",
+            "remote",
+            "-n",
+            "vm",
+            "-a",
+            "10.0.0.4",
+            "-p",
+            "pw",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--username") && r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn attach_remote_password_from_stdin_is_masked_until_show_secrets() {
     let fake = FakeArm::start(Options::default());
     let home = tempfile::tempdir().unwrap();

@@ -98,6 +98,10 @@ fn group_help_renders() {
 }
 
 /// v1 commands azml deliberately does not offer (outside the product's scope).
+/// v1-required flags azml makes optional at parse level because the local
+/// workspace has a sensible default (the Azure backend still insists).
+const OPTIONAL_IN_AZML: &[(&str, &str)] = &[("az ml computetarget attach remote", "--username -u")];
+
 const NOT_OFFERED: &[&str] = &[
     "workspace create",
     "workspace delete",
@@ -236,8 +240,9 @@ fn check_param(cmd: &clap::Command, command: &str, param: &Value) {
             .collect();
         assert_eq!(ours, [default], "{command}: default of {name}");
     }
-    let required =
-        param["isRequired"].as_bool().unwrap_or(false) && param["defaultValue"].is_null();
+    let required = param["isRequired"].as_bool().unwrap_or(false)
+        && param["defaultValue"].is_null()
+        && !OPTIONAL_IN_AZML.contains(&(command, name));
     assert_eq!(
         arg.is_required_set(),
         required,

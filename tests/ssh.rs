@@ -676,6 +676,7 @@ fn attach_show_list_delete_detach_on_the_local_workspace() {
     assert_eq!(attached["properties"]["computeType"], "VirtualMachine");
     assert_eq!(attached["properties"]["properties"]["address"], "127.0.0.1");
     assert_eq!(attached["properties"]["properties"]["sshPort"], server.port);
+    assert_eq!(stored_username(&attached), Some(current_user()));
     assert!(
         text(&out.stderr).contains("Python 3"),
         "{}",
@@ -818,6 +819,86 @@ fn attach_through_an_ssh_config_alias_and_refuse_passwords() {
     );
     assert_eq!(
         p.run(&["computetarget", "show", "-n", "nope"])
+            .status
+            .code(),
+        Some(3)
+    );
+}
+
+/// Whether the stored target pins a user (`administratorAccount.username`).
+fn stored_username(attached: &serde_json::Value) -> Option<String> {
+    attached["properties"]["properties"]["administratorAccount"]["username"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn attach_without_username_lets_ssh_pick_the_login_user() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    let port = server.port.to_string();
+    let key = server.client_key.display().to_string();
+    let out = p.run(&[
+        "computetarget",
+        "attach",
+        "remote",
+        "-n",
+        "box",
+        "-a",
+        "127.0.0.1",
+        "--ssh-port",
+        &port,
+        "--private-key-file",
+        &key,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let attached = submit_output_json(&out);
+    assert_eq!(stored_username(&attached), None, "{attached}");
+    let shown = p.json(&["computetarget", "show", "-n", "box"]);
+    assert_eq!(stored_username(&shown), None, "{shown}");
+}
+
+#[test]
+fn attach_without_username_uses_the_user_of_an_ssh_config_alias() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    std::fs::create_dir_all(p.home().join(".ssh")).expect("mkdir");
+    let host = |alias: &str, user: &str| {
+        format!(
+            "Host {alias}\n  HostName 127.0.0.1\n  Port {}\n  User {user}\n  IdentityFile {}\n",
+            server.port,
+            server.client_key.display()
+        )
+    };
+    let config = host("as-me", &current_user()) + &host("as-nobody", "azml-no-such-user");
+    std::fs::write(p.home().join(".ssh/config"), config).expect("config");
+
+    let out = p.run(&[
+        "computetarget",
+        "attach",
+        "remote",
+        "-n",
+        "me",
+        "-a",
+        "as-me",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(stored_username(&submit_output_json(&out)), None);
+
+    // The alias's User is what ssh logs in as: a user the host lacks is refused,
+    // which proves azml did not override it with the local login name.
+    let wrong = p.run(&[
+        "computetarget",
+        "attach",
+        "remote",
+        "-n",
+        "nobody",
+        "-a",
+        "as-nobody",
+    ]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong.stderr));
+    assert_eq!(
+        p.run(&["computetarget", "show", "-n", "nobody"])
             .status
             .code(),
         Some(3)

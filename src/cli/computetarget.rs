@@ -344,7 +344,8 @@ pub enum AttachCommand {
     /// Attach a remote machine without Docker as a compute target to the workspace (SSH).
     #[command(after_help = "Examples:\n  \
         azml computetarget attach remote -n my-vm -a 10.0.0.4 -u azureuser --private-key-file ~/.ssh/id_rsa\n  \
-        azml computetarget attach remote -n box -a box.example.com --ssh-port 2222 -u me -p \"$PASSWORD\"")]
+        azml computetarget attach remote -n box -a box.example.com --ssh-port 2222 -u me -p \"$PASSWORD\"\n  \
+        azml computetarget attach remote -n lab -a lab-gpu   # user, port, key from ~/.ssh/config")]
     Remote(AttachSshArgs),
     /// Attach a KubernetesCompute as a compute target to the workspace.
     #[command(
@@ -358,7 +359,9 @@ pub enum AttachCommand {
     Aks(AttachResourceArgs),
     /// Attach HDI cluster to the workspace.
     #[command(
-        after_help = "Examples:\n  azml computetarget attach hdi -n my-hdi -a my-hdi-ssh.azurehdinsight.net -u sshuser -p \"$PASSWORD\""
+        after_help = "Examples:\n  azml computetarget attach hdi -n my-hdi -a my-hdi-ssh.azurehdinsight.net -u sshuser -p \"$PASSWORD\"",
+        // HDInsight is Azure-only, where the user is always required (as in v1).
+        mut_arg("username", |a| a.required(true))
     )]
     Hdi(AttachSshArgs),
     /// Attach a Databricks workspace to the workspace.
@@ -440,9 +443,10 @@ pub struct AttachSshArgs {
     /// Ssh port that can be use to connect to the compute.
     #[arg(long, value_name = "PORT", default_value_t = 22)]
     pub ssh_port: u16,
-    /// The username for the machine being attached. Also give a password or a private key file.
+    /// The username for the machine being attached (required on Azure; for an SSH host of the local
+    /// workspace it defaults to what ssh would use: an alias's `User` in ~/.ssh/config, else your login).
     #[arg(short = 'u', long, value_name = "USER")]
-    pub username: String,
+    pub username: Option<String>,
     /// The password for the machine being attached (never printed or logged; else --password-stdin or AZML_SSH_PASSWORD).
     #[arg(short = 'p', long, value_name = "PASSWORD")]
     pub password: Option<String>,

@@ -210,7 +210,8 @@ async fn local_attach_remote(
         address: args.address.clone(),
         // 22 is ssh's default: leave it unset so a `~/.ssh/config` Port still applies.
         port: (args.ssh_port != 22).then_some(args.ssh_port),
-        username: Some(args.username.clone()),
+        // Unset means ssh picks the user (`User` in ~/.ssh/config, else the login name).
+        username: args.username.clone(),
         private_key_file: args.private_key_file.clone(),
     };
     let store = ws.store()?;
@@ -538,8 +539,12 @@ fn ssh_credentials(args: &AttachSshArgs) -> anyhow::Result<spec::SshCredentials>
         )
         .into());
     }
+    let username = args.username.clone().ok_or_else(|| {
+        UserError::usage("the Azure ML API needs the SSH user: --username/-u is required")
+            .with_hint("add `-u USER` (the account the password or key belongs to)")
+    })?;
     Ok(spec::SshCredentials {
-        username: args.username.clone(),
+        username,
         password,
         private_key,
         public_key: None,
