@@ -168,12 +168,20 @@ fn the_documented_hdconfig_runs_locally_with_the_quickstart_script() {
             )),
             "{log}"
         );
+        // Bandit (slack 0.2) may stop a weak child early, depending on which
+        // children have logged by each interval: only a completed child
+        // must have logged all three epochs.
         let accuracy = p.json(&["run", "metrics", "-r", id]);
-        assert_eq!(
-            accuracy["Accuracy"].as_array().map(Vec::len),
-            Some(3),
-            "{accuracy}"
-        );
+        let logged = match &accuracy["Accuracy"] {
+            Value::Array(values) => values.len(),
+            Value::Number(_) => 1,
+            other => panic!("Accuracy not logged: {other} in {accuracy}"),
+        };
+        match shown["status"].as_str() {
+            Some("Completed") => assert_eq!(logged, 3, "{accuracy}"),
+            Some("Canceled") => assert!((1..=3).contains(&logged), "{accuracy}"),
+            other => panic!("child {id} ended {other:?}"),
+        }
         penalties.push(penalty);
     }
     penalties.sort();
