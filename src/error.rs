@@ -44,11 +44,6 @@ impl UserError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(exit::NOT_FOUND, message)
     }
-    /// A command that parses but whose backend capability is not built yet (exit 1).
-    pub fn not_available(capability: &str) -> Self {
-        Self::failed(format!("{capability} is not available yet in azml"))
-            .with_hint("see README.md for what each backend supports today")
-    }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
