@@ -521,22 +521,25 @@ impl AzureWorkspace {
         Ok(url)
     }
 
-    async fn put_and_wait(
+    /// PUT or PATCH a compute, then (unless `no_wait`) poll until the service settles
+    /// and return the resource as it ends up.
+    async fn send_and_wait(
         &self,
+        method: Method,
         url: reqwest::Url,
         body: Value,
         no_wait: bool,
     ) -> Result<Value, ArmError> {
         let initial = self
             .client()?
-            .call(Method::PUT, url.clone(), Some(&body))
+            .call(method.clone(), url.clone(), Some(&body))
             .await?;
         if no_wait {
             return Ok(initial.body);
         }
         let done = self
             .client()?
-            .wait(&Method::PUT, &url, initial, FinalState::OriginalUrl)
+            .wait(&method, &url, initial, FinalState::OriginalUrl)
             .await?;
         Ok(done.unwrap_or(Value::Null))
     }
@@ -551,7 +554,7 @@ impl AzureWorkspace {
         let url = self.ensure_absent(&spec.name).await?;
         let location = self.location_or_workspace(spec.location.as_deref()).await?;
         let body = amlcompute_body(spec, &location, self.subnet_id(spec.subnet.as_ref()))?;
-        self.put_and_wait(url, body, no_wait).await
+        self.send_and_wait(Method::PUT, url, body, no_wait).await
     }
 
     /// `computetarget create computeinstance`.
@@ -563,7 +566,7 @@ impl AzureWorkspace {
         let url = self.ensure_absent(&spec.name).await?;
         let location = self.location_or_workspace(spec.location.as_deref()).await?;
         let body = compute_instance_body(spec, &location, self.subnet_id(spec.subnet.as_ref()));
-        self.put_and_wait(url, body, no_wait).await
+        self.send_and_wait(Method::PUT, url, body, no_wait).await
     }
 
     /// `computetarget create aks`.
@@ -571,7 +574,7 @@ impl AzureWorkspace {
         let url = self.ensure_absent(&spec.name).await?;
         let location = self.location_or_workspace(spec.location.as_deref()).await?;
         let body = aks_body(spec, &location, self.subnet_id(spec.subnet.as_ref()));
-        self.put_and_wait(url, body, no_wait).await
+        self.send_and_wait(Method::PUT, url, body, no_wait).await
     }
 
     /// `computetarget create datafactory`.
@@ -584,7 +587,7 @@ impl AzureWorkspace {
         let url = self.ensure_absent(name).await?;
         let location = self.location_or_workspace(location).await?;
         let body = resource_body("DataFactory", &location, None, None, None, &[], None);
-        self.put_and_wait(url, body, no_wait).await
+        self.send_and_wait(Method::PUT, url, body, no_wait).await
     }
 
     /// `computetarget attach <kind>`.
@@ -594,7 +597,7 @@ impl AzureWorkspace {
         let url = self.ensure_absent(name).await?;
         let location = self.location_or_workspace(None).await?;
         let body = attach_body(spec, &location)?;
-        self.put_and_wait(url, body, false).await
+        self.send_and_wait(Method::PUT, url, body, false).await
     }
 
     /// `start|stop|restart`: POST, then wait for the Location poll; returns the compute afterwards.
@@ -674,18 +677,7 @@ impl AzureWorkspace {
             )));
         }
         let body = json!({"properties": {"properties": {"scaleSettings": merged_scale(&current, update)?}}});
-        let initial = self
-            .client()?
-            .call(Method::PATCH, url.clone(), Some(&body))
-            .await?;
-        if no_wait {
-            return Ok(initial.body);
-        }
-        let done = self
-            .client()?
-            .wait(&Method::PATCH, &url, initial, FinalState::OriginalUrl)
-            .await?;
-        Ok(done.unwrap_or(Value::Null))
+        self.send_and_wait(Method::PATCH, url, body, no_wait).await
     }
 
     /// `amlcompute identity assign|remove`: PUT the cluster back with its identities changed.
@@ -712,7 +704,7 @@ impl AzureWorkspace {
             assign,
         );
         let body = amlcompute_put_from(&current, identity);
-        let done = self.put_and_wait(url, body, false).await?;
+        let done = self.send_and_wait(Method::PUT, url, body, false).await?;
         Ok(done.get("identity").cloned().unwrap_or(Value::Null))
     }
 
