@@ -132,6 +132,17 @@ fn not_supported(what: &str) -> WorkspaceError {
 pub trait LogSink: Send + Sync {
     /// A chunk of log text, written as it arrives (not necessarily whole lines).
     fn write(&self, chunk: &str);
+
+    /// One of azml's own lines about the run (run id, snapshot, upload summary):
+    /// unlike the run's output, `--only-show-errors` silences it.
+    fn info(&self, message: &str) {
+        self.write(&format!("{message}\n"));
+    }
+
+    /// A warning about the run; `--only-show-errors` silences it.
+    fn warn(&self, message: &str) {
+        self.write(&format!("warning: {message}\n"));
+    }
 }
 
 /// `run submit-script`, fully resolved: the runconfig after v1's CLI overrides.

@@ -855,3 +855,39 @@ fn a_script_editing_its_source_files_never_changes_later_runs_snapshots() {
         "original\n"
     );
 }
+
+#[test]
+fn only_show_errors_silences_azmls_own_lines_but_not_the_run_output() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write("hello.py", "print('hello from the run')\n");
+    let noisy = p
+        .azml()
+        .args(["run", "submit-script", "-e", "quiet", "hello.py"])
+        .output()
+        .unwrap();
+    let noisy_logs = String::from_utf8_lossy(&noisy.stderr);
+    assert_eq!(noisy.status.code(), Some(0), "{noisy_logs}");
+    assert!(noisy_logs.contains("RunId: quiet_"), "{noisy_logs}");
+
+    let quiet = p
+        .azml()
+        .args([
+            "run",
+            "submit-script",
+            "-e",
+            "quiet",
+            "--only-show-errors",
+            "hello.py",
+        ])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&quiet.stderr);
+    assert_eq!(quiet.status.code(), Some(0), "{logs}");
+    assert_eq!(
+        logs.trim(),
+        "hello from the run",
+        "only the run's output: {logs}"
+    );
+    assert_eq!(submit_json(&quiet)["status"], "Completed");
+}

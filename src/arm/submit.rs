@@ -111,7 +111,7 @@ async fn submit_and_follow(
     logs: &dyn LogSink,
 ) -> WsResult<RunOutcome> {
     for warning in &job.warnings {
-        logs.write(&format!("warning: {warning}\n"));
+        logs.warn(&warning.to_string());
     }
     let client = ws.client().map_err(arm)?;
     let url = client.url(&format!("{}/jobs/{}", ws.workspace_path(), ctx.run_id), &[]);
@@ -120,8 +120,8 @@ async fn submit_and_follow(
         .await
         .map_err(arm)?
         .body;
-    logs.write(&format!(
-        "Submitted {} to {}\nWeb View: {}\n",
+    logs.info(&format!(
+        "Submitted {} to {}\nWeb View: {}",
         ctx.run_id,
         compute_name(&ctx.compute_id),
         studio_url(ws, &ctx.run_id, &created)
@@ -197,8 +197,8 @@ async fn upload_code(
     .await
     .map_err(other)?;
     bar.finish_and_clear();
-    logs.write(&format!(
-        "Uploaded code: {} files sent, {} unchanged files copied in the workspace storage\n",
+    logs.info(&format!(
+        "Uploaded code: {} files sent, {} unchanged files copied in the workspace storage",
         report.files_uploaded, report.files_copied
     ));
     let body = json!({"properties": {

@@ -278,11 +278,16 @@ fn pairs(tags: &[KeyValue]) -> Vec<(String, String)> {
 
 /// Streams a followed run's output to stderr, so stdout stays the result
 /// document that scripts parse.
-struct StderrLogs;
+/// azml's own lines go through the printer, so `--only-show-errors` applies.
+struct StderrLogs {
+    printer: Printer,
+}
 
 impl StderrLogs {
-    fn new(_printer: &Printer) -> Self {
-        StderrLogs
+    fn new(printer: &Printer) -> Self {
+        StderrLogs {
+            printer: printer.clone(),
+        }
     }
 }
 
@@ -291,5 +296,13 @@ impl LogSink for StderrLogs {
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(chunk.as_bytes());
         let _ = err.flush();
+    }
+
+    fn info(&self, message: &str) {
+        self.printer.info(message);
+    }
+
+    fn warn(&self, message: &str) {
+        self.printer.warn(message);
     }
 }

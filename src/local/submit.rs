@@ -638,10 +638,10 @@ struct LogSinkUi<'a>(&'a dyn LogSink);
 
 impl SubmitUi for LogSinkUi<'_> {
     fn warn(&self, message: &str) {
-        self.0.write(&format!("warning: {message}\n"));
+        self.0.warn(message);
     }
     fn info(&self, message: &str) {
-        self.0.write(&format!("{message}\n"));
+        self.0.info(message);
     }
 }
 

@@ -50,7 +50,7 @@ pub async fn submit_hyperdrive(
         let seed = request.seed.unwrap_or_else(rand_seed);
         let parent = create_parent(ws, request, seed)?;
         spawn_detached_sweep(ws, &parent)?;
-        logs.write(&format!("RunId: {parent}\n"));
+        logs.info(&format!("RunId: {parent}"));
         return outcome(ws, &parent, false);
     }
     let (parent, seed) = match adopted {
@@ -63,7 +63,7 @@ pub async fn submit_hyperdrive(
     ws.store()?
         .mark_running(&parent, std::process::id())
         .map_err(store_err)?;
-    logs.write(&format!("RunId: {parent}\n"));
+    logs.info(&format!("RunId: {parent}"));
     let tracking = TrackingServer::start(&ws.root)
         .await
         .map_err(|e| failed(e.to_string(), None))?;
@@ -669,9 +669,9 @@ impl<'a> Driver<'a> {
                 fmt_metric(metric)
             )),
             None if !shared.children.is_empty() => {
-                logs.write(&never_logged_warning(&store, &shared));
+                logs.warn(&never_logged_warning(&store, &shared));
             }
-            None => logs.write("warning: the sweep started no child runs\n"),
+            None => logs.warn("the sweep started no child runs"),
         }
         if summary.status != RunStatus::Completed
             && let Some(reason) = &summary.reason
@@ -710,9 +710,9 @@ fn never_logged_warning(store: &Store, shared: &Shared) -> String {
         names.join(", ")
     };
     format!(
-        "warning: no child run logged the primary metric '{}' (they logged: {logged}); \
+        "no child run logged the primary metric '{}' (they logged: {logged}); \
          the sweep could not rank its runs\nhint: make primary_metric_name match the name \
-         the script logs (names are case-sensitive)\n",
+         the script logs (names are case-sensitive)",
         shared.metric
     )
 }
