@@ -6,11 +6,18 @@
 //! identity only when asked (`--auth msi`), since probing IMDS off Azure hangs.
 //! `AZML_AUTH`/`--auth` forces exactly one. The azure_identity types do the
 //! token protocols; the order, the az CLI call and the caches are ours.
+//!
+//! The Entra authority is the cloud's (`login.microsoftonline.com`, `.us`,
+//! `.chinacloudapi.cn`) unless `AZURE_AUTHORITY_HOST` names another, as every
+//! Azure SDK honours it (AKS workload identity sets it); it must be https.
+//! The token protocols go through the ARM client's own HTTP client, so a
+//! process sets up TLS once.
 
 use super::cloud::Cloud;
 use super::error::ArmError;
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
-use azure_core::http::ClientOptions;
+use azure_core::http::{ClientOptions, Transport};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +25,8 @@ use std::time::Duration;
 /// A token is reused until this many seconds before it expires.
 const EXPIRY_MARGIN_SECS: i64 = 300;
 const DEFAULT_AZ_TIMEOUT_SECS: u64 = 30;
+/// Overrides the cloud's Entra authority, as in every Azure SDK.
+const AUTHORITY_HOST_ENV: &str = "AZURE_AUTHORITY_HOST";
 
 /// The credential kinds, as `AZML_AUTH`/`--auth` name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +96,9 @@ pub struct Credentials {
     cloud: Cloud,
     forced: Option<AuthKind>,
     cached: tokio::sync::Mutex<Option<AccessToken>>,
+    /// The ARM client's HTTP client, lent to azure_identity so a process
+    /// builds one TLS configuration and one connection pool, not two.
+    transport: Option<reqwest::Client>,
 }
 
 /// Why one credential gave no token: not set up here, or set up but failing.
@@ -105,6 +117,7 @@ impl Credentials {
             cloud,
             forced,
             cached: tokio::sync::Mutex::new(None),
+            transport: None,
         })
     }
 
@@ -117,7 +130,14 @@ impl Credentials {
                 secret: token.into(),
                 expires_at: None,
             })),
+            transport: None,
         }
+    }
+
+    /// Send token requests through `http` (the ARM client's) instead of a
+    /// client azure_identity would build, with its own TLS root store.
+    pub fn use_transport(&mut self, http: reqwest::Client) {
+        self.transport = Some(http);
     }
 
     fn order(&self) -> Vec<AuthKind> {
@@ -173,11 +193,18 @@ impl Credentials {
         }
     }
 
-    fn client_options(&self) -> ClientOptions {
-        ClientOptions {
-            cloud: Some(Arc::new(self.cloud.sdk.clone())),
+    fn client_options(&self) -> Result<ClientOptions, String> {
+        Ok(ClientOptions {
+            cloud: Some(Arc::new(identity_cloud(
+                &self.cloud,
+                env_nonempty(AUTHORITY_HOST_ENV),
+            )?)),
+            transport: self
+                .transport
+                .clone()
+                .map(|http| Transport::new(Arc::new(http))),
             ..Default::default()
-        }
+        })
     }
 
     async fn service_principal(&self) -> Attempt {
@@ -191,7 +218,7 @@ impl Credentials {
             );
         };
         let options = azure_identity::ClientSecretCredentialOptions {
-            client_options: self.client_options(),
+            client_options: self.client_options()?,
         };
         let credential = azure_identity::ClientSecretCredential::new(
             &tenant,
@@ -209,7 +236,7 @@ impl Credentials {
         }
         let options = azure_identity::WorkloadIdentityCredentialOptions {
             credential_options: azure_identity::ClientAssertionCredentialOptions {
-                client_options: self.client_options(),
+                client_options: self.client_options()?,
             },
             ..Default::default()
         };
@@ -222,12 +249,33 @@ impl Credentials {
         let options = azure_identity::ManagedIdentityCredentialOptions {
             user_assigned_id: env_nonempty("AZURE_CLIENT_ID")
                 .map(azure_identity::UserAssignedId::ClientId),
-            client_options: self.client_options(),
+            client_options: self.client_options()?,
         };
         let credential = azure_identity::ManagedIdentityCredential::new(Some(options))
             .map_err(|e| e.to_string())?;
         sdk_token(credential.as_ref(), &self.cloud).await
     }
+}
+
+/// The cloud as azure_identity sees it: its own, or a custom one whose
+/// authority is `AZURE_AUTHORITY_HOST` (https only: a client secret or
+/// assertion must never travel in clear).
+fn identity_cloud(
+    cloud: &Cloud,
+    authority_host: Option<String>,
+) -> Result<CloudConfiguration, String> {
+    let Some(host) = authority_host else {
+        return Ok(cloud.sdk.clone());
+    };
+    let host = host.trim().trim_end_matches('/').to_string();
+    match reqwest::Url::parse(&host) {
+        Ok(url) if url.scheme() == "https" => {}
+        Ok(_) => return Err(format!("{AUTHORITY_HOST_ENV} '{host}' must use https")),
+        Err(e) => return Err(format!("{AUTHORITY_HOST_ENV} '{host}' is not a URL: {e}")),
+    }
+    let mut custom = CustomConfiguration::default();
+    custom.authority_host = host;
+    Ok(CloudConfiguration::Custom(custom))
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -452,6 +500,20 @@ mod tests {
             expires_at: None,
         };
         assert!(!format!("{t:?}").contains("eyJsecret"));
+    }
+
+    #[test]
+    fn authority_host_override_must_be_https() {
+        let public = Cloud::public();
+        assert_eq!(identity_cloud(&public, None).unwrap(), public.sdk);
+        let custom = identity_cloud(&public, Some("https://login.example.net/".into())).unwrap();
+        let CloudConfiguration::Custom(custom) = custom else {
+            panic!("expected a custom cloud");
+        };
+        assert_eq!(custom.authority_host, "https://login.example.net");
+        let clear = identity_cloud(&public, Some("http://login.example.net".into()));
+        assert!(clear.unwrap_err().contains("must use https"));
+        assert!(identity_cloud(&public, Some("not a url".into())).is_err());
     }
 
     #[test]

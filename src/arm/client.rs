@@ -123,7 +123,7 @@ impl ArmClient {
     pub fn with_parts(
         base: Url,
         api_version: String,
-        credentials: Credentials,
+        mut credentials: Credentials,
         timing: Timing,
     ) -> Result<ArmClient, ArmError> {
         let http = reqwest::Client::builder()
@@ -132,6 +132,7 @@ impl ArmClient {
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| ArmError::Config(format!("cannot build the HTTP client: {e}")))?;
+        credentials.use_transport(http.clone());
         Ok(ArmClient {
             http,
             base,

@@ -46,6 +46,8 @@ pub struct Options {
     pub polls: u32,
     /// `Retry-After` value sent with 429s.
     pub retry_after: String,
+    /// The only bearer token accepted (a fake identity endpoint's, in credential tests).
+    pub token: String,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             seed: 7,
             polls: 2,
             retry_after: "0".into(),
+            token: TOKEN.into(),
         }
     }
 }
@@ -362,7 +365,7 @@ fn process(
     body: &Bytes,
 ) -> Reply {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {TOKEN}")) {
+    if auth != Some(&format!("Bearer {}", shared.options.token)) {
         return error(401, "AuthenticationFailed", "missing or wrong bearer token");
     }
     let api = query_param(uri, "api-version");
