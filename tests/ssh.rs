@@ -1086,13 +1086,16 @@ fn a_lost_connection_fails_the_run_with_the_reason() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("lost"), "{stderr}");
-    let runs = p.json(&["run", "list"]);
-    let run = &runs[0];
-    assert_eq!(run["status"], "Failed", "{run}");
-    let message = run["error"]["error"]["message"]
+    // The foreground submit still prints the run, Failed with the reason, like a failed script.
+    let printed = submit_output_json(&out);
+    assert_eq!(printed["status"], "Failed", "{printed}\n{stderr}");
+    let message = printed["error"]["error"]["message"]
         .as_str()
         .unwrap_or_default();
-    assert!(message.contains("lost"), "{run}");
+    assert!(message.contains("lost"), "{printed}");
+    let runs = p.json(&["run", "list"]);
+    assert_eq!(runs[0]["status"], "Failed", "{}", runs[0]);
+    assert_eq!(runs[0]["runId"], printed["runId"]);
 }
 
 /// v1 offline-log metric lines; the weak child starts late and logs slowly so

@@ -142,9 +142,13 @@ fn finish(printer: &Printer, outcome: &RunOutcome, asynchronous: bool) -> anyhow
                 .get("runId")
                 .and_then(Value::as_str)
                 .unwrap_or("?");
+            let reason = outcome.run["error"]["error"]["message"]
+                .as_str()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
             printer.error(
                 format!(
-                    "run {run_id} ended with status {}",
+                    "run {run_id} ended with status {}{reason}",
                     status.unwrap_or("unknown")
                 ),
                 Some(&format!(

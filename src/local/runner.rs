@@ -257,8 +257,8 @@ async fn supervise(
             tracing::debug!(run_id = job.run_id, ?status, "script exited");
             stop(true); // leftovers in the group would keep the pipes open
             finish_readers(readers).await;
-            launcher.collect(job)?;
-            return Ok(end_from_exit(status?));
+            let end = end_from_exit(status?);
+            return Ok(collected(launcher, job, end));
         }
         reason = opts.cancel.cancelled() => reason,
         reason = deadline(opts.max_duration) => reason,
@@ -273,8 +273,22 @@ async fn supervise(
     stop(true);
     let _ = child.wait().await;
     finish_readers(readers).await;
-    launcher.collect(job)?;
-    Ok(canceled(cancel_reason))
+    Ok(collected(launcher, job, canceled(cancel_reason)))
+}
+
+/// The launcher's last word on a run that got started: when it cannot
+/// account for the run (an SSH connection lost mid-run, outputs that never
+/// came back), the run is Failed with that reason, and it is still a run
+/// with a final status the caller reports, not an azml error.
+fn collected(launcher: &dyn Launcher, job: &Job, end: RunEnd) -> RunEnd {
+    match launcher.collect(job) {
+        Ok(()) => end,
+        Err(e) => RunEnd {
+            status: RunStatus::Failed,
+            exit_code: end.exit_code,
+            error: Some(("ExecutionFailed".into(), e.to_string())),
+        },
+    }
 }
 
 fn canceled(reason: String) -> RunEnd {
