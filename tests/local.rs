@@ -839,10 +839,17 @@ fn a_script_editing_its_source_files_never_changes_later_runs_snapshots() {
         "show.py",
         "print('DATA', open('data.txt').read().strip())\n",
     );
-    p.azml()
+    let edited = p
+        .azml()
         .args(["run", "submit-script", "-e", "e", "edit.py"])
-        .assert()
-        .success();
+        .output()
+        .unwrap();
+    let edit_logs = String::from_utf8_lossy(&edited.stderr);
+    assert_eq!(edited.status.code(), Some(0), "{edit_logs}");
+    assert!(
+        !edit_logs.contains("read-only snapshot"),
+        "v1 let a script rewrite its own source files in its run folder: {edit_logs}"
+    );
     let out = p
         .azml()
         .args(["run", "submit-script", "-e", "e", "show.py"])

@@ -5,7 +5,7 @@ use azml::snapshot::{
     LimitWarning, Manifest, ManifestEntry, Materialize, SkipReason, Store, Summary, limit_warnings,
 };
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -319,6 +319,41 @@ fn copy_mode_gives_writable_private_files() {
     std::fs::write(run.path().join("train.py"), "changed").expect("writable copy");
     let object = store.object_path(&snap.manifest.entries[0]);
     assert_eq!(std::fs::read_to_string(object).expect("object"), "train.py");
+}
+
+#[test]
+fn copy_small_mode_lets_a_script_rewrite_its_sources_but_links_big_files() {
+    let dir = tree(&["train.py"]);
+    let big = "x".repeat(azml::snapshot::PRIVATE_COPY_LIMIT as usize);
+    write(dir.path(), "data/big.bin", &big);
+    let store_dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(store_dir.path()).expect("store");
+    let snap = store.snapshot(dir.path(), &[]).expect("snapshot");
+    let run = tempfile::tempdir().expect("tempdir");
+    store
+        .materialize(&snap.manifest, run.path(), Materialize::CopySmall)
+        .expect("materialize");
+    std::fs::write(run.path().join("train.py"), "changed").expect("small files are private copies");
+    let entry = |path: &str| {
+        snap.manifest
+            .entries
+            .iter()
+            .find(|e| e.path == path)
+            .expect("entry")
+            .clone()
+    };
+    let source_object = store.object_path(&entry("train.py"));
+    assert_eq!(
+        std::fs::read_to_string(source_object).expect("object"),
+        "train.py"
+    );
+    let big_object = std::fs::metadata(store.object_path(&entry("data/big.bin"))).expect("object");
+    let big_in_run = std::fs::metadata(run.path().join("data/big.bin")).expect("run file");
+    assert_eq!(
+        big_in_run.ino(),
+        big_object.ino(),
+        "big files are hard links, not copies"
+    );
 }
 
 #[test]

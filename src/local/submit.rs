@@ -219,14 +219,15 @@ impl LocalWorkspace {
 }
 
 /// Hard links share the store's read-only objects, so a script cannot change
-/// its source files in place — except as root, where permissions do not stop
-/// it and an edit would silently change every later run's snapshot. Root gets
-/// private copies.
+/// them in place — except as root, where permissions do not stop it and an
+/// edit would silently change every later run's snapshot: root gets private
+/// copies. Others get copies of small files (v1 scripts may rewrite their own
+/// sources) and links for big ones.
 fn materialize_mode() -> crate::snapshot::Materialize {
     if nix::unistd::geteuid().is_root() {
         crate::snapshot::Materialize::Copy
     } else {
-        crate::snapshot::Materialize::Link
+        crate::snapshot::Materialize::CopySmall
     }
 }
 

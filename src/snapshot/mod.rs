@@ -22,7 +22,7 @@ mod store;
 mod walk;
 
 pub use rules::{AMLIGNORE, GITIGNORE, IgnoreRules};
-pub use store::{Materialize, Store};
+pub use store::{Materialize, PRIVATE_COPY_LIMIT, Store};
 pub use walk::{SourceFile, SourceTree, walk};
 
 use serde::{Deserialize, Serialize};

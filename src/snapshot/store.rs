@@ -34,7 +34,15 @@ pub enum Materialize {
     Link,
     /// Private writable copies.
     Copy,
+    /// Private writable copies of files under [`PRIVATE_COPY_LIMIT`] (the
+    /// sources and configs a v1 script may rewrite in place, as v1 allowed),
+    /// read-only hard links for the larger ones (data, checkpoints), so a big
+    /// tree still costs no copying.
+    CopySmall,
 }
+
+/// Files below this size are copied by [`Materialize::CopySmall`].
+pub const PRIVATE_COPY_LIMIT: u64 = 1 << 20;
 
 /// Entries modified this close to the snapshot are not cached: a write in the
 /// same timestamp tick as our read would otherwise go unnoticed.
@@ -177,7 +185,12 @@ impl Store {
                     path: entry.path.clone(),
                 });
             }
-            let linked = how == Materialize::Link && std::fs::hard_link(&object, &target).is_ok();
+            let link = match how {
+                Materialize::Link => true,
+                Materialize::Copy => false,
+                Materialize::CopySmall => entry.size >= PRIVATE_COPY_LIMIT,
+            };
+            let linked = link && std::fs::hard_link(&object, &target).is_ok();
             if !linked {
                 std::fs::copy(&object, &target).map_err(|e| write_err(&target, e))?;
                 let mode = if entry.executable { 0o755 } else { 0o644 };
