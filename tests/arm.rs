@@ -996,3 +996,214 @@ fn identity_assign_and_remove_put_the_cluster_back_schema_valid() {
     );
     assert_schema_clean(&fake);
 }
+
+// ---- create aks / datafactory ---------------------------------------------------
+
+fn put_body(fake: &FakeArm, name: &str) -> Value {
+    let state = fake.state();
+    let put = state
+        .log
+        .iter()
+        .find(|l| l.method == "PUT" && l.path.ends_with(&format!("/computes/{name}")))
+        .unwrap_or_else(|| panic!("no PUT for {name}"));
+    serde_json::from_str(&put.body).unwrap()
+}
+
+#[test]
+fn create_aks_with_own_certificate_and_vnet_sends_a_schema_valid_body_and_waits() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let cert = home.path().join("cert.pem");
+    let key = home.path().join("key.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nCERTDATA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nKEYDATA-s3cret\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "aks",
+            "-n",
+            "aks-prod",
+            "-a",
+            "3",
+            "-s",
+            "Standard_D3_v2",
+            "--cluster-purpose",
+            "DevTest",
+            "--load-balancer-type",
+            "InternalLoadBalancer",
+            "--load-balancer-subnet",
+            "lb-subnet",
+            "--ssl-cname",
+            "www.contoso.com",
+            "--ssl-cert-file",
+            cert.to_str().unwrap(),
+            "--ssl-key-file",
+            key.to_str().unwrap(),
+            "--vnet-name",
+            "vnet1",
+            "--subnet-name",
+            "aks",
+            "--vnet-resourcegroup-name",
+            "net-rg",
+            "--service-cidr",
+            "10.0.0.0/16",
+            "--dns-service-ip",
+            "10.0.0.10",
+            "--docker-bridge-cidr",
+            "172.17.0.1/16",
+            "-l",
+            "eastus",
+            "--debug",
+        ],
+    ));
+    let v = r.json();
+    assert_eq!(v["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(v["properties"]["isAttachedCompute"], false);
+    let body = put_body(&fake, "aks-prod");
+    assert_eq!(body["location"], "eastus");
+    assert_eq!(body["properties"]["computeType"], "AKS");
+    let inner = &body["properties"]["properties"];
+    assert_eq!(inner["agentCount"], 3);
+    assert_eq!(inner["agentVmSize"], "Standard_D3_v2");
+    assert_eq!(inner["clusterPurpose"], "DevTest");
+    assert_eq!(inner["loadBalancerType"], "InternalLoadBalancer");
+    assert_eq!(inner["loadBalancerSubnet"], "lb-subnet");
+    let ssl = &inner["sslConfiguration"];
+    assert_eq!(ssl["status"], "Enabled");
+    assert_eq!(ssl["cname"], "www.contoso.com");
+    assert!(ssl["cert"].as_str().unwrap().contains("CERTDATA"));
+    assert!(ssl["key"].as_str().unwrap().contains("KEYDATA-s3cret"));
+    assert!(ssl.get("leafDomainLabel").is_none());
+    let net = &inner["aksNetworkingConfiguration"];
+    assert_eq!(
+        net["subnetId"],
+        format!(
+            "/subscriptions/{}/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/vnet1/subnets/aks",
+            fake_arm::SUB
+        )
+    );
+    assert_eq!(net["serviceCidr"], "10.0.0.0/16");
+    assert_eq!(net["dnsServiceIP"], "10.0.0.10");
+    assert_eq!(net["dockerBridgeCidr"], "172.17.0.1/16");
+    assert_eq!(fake.state().creations.get("aks-prod"), Some(&1));
+    assert!(
+        !r.stdout.contains("KEYDATA-s3cret") && !r.stderr.contains("KEYDATA-s3cret"),
+        "the TLS key leaked"
+    );
+    assert!(r.stderr.contains("Request URL: 'PUT"), "{}", r.stderr);
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn create_aks_with_a_leaf_domain_asks_for_a_generated_certificate_and_no_wait_returns_early() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "aks",
+            "-n",
+            "aks-dev",
+            "--ssl-leaf-domain-label",
+            "myml",
+            "--ssl-overwrite-domain",
+            "--no-wait",
+        ],
+    ));
+    assert_eq!(r.json()["properties"]["provisioningState"], "Creating");
+    let body = put_body(&fake, "aks-dev");
+    assert_eq!(body["location"], "westeurope", "the workspace's location");
+    assert_eq!(
+        body["properties"]["properties"]["sslConfiguration"],
+        json!({"status": "Auto", "leafDomainLabel": "myml", "overwriteExistingDomain": true})
+    );
+    assert!(
+        !fake
+            .state()
+            .log
+            .iter()
+            .any(|l| l.path.starts_with("/_ops/")),
+        "--no-wait never polls"
+    );
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn create_aks_refuses_half_given_ssl_or_vnet_settings_before_any_request() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--ssl-cname", "www.contoso.com"], "--ssl-cert-file"),
+        (&["--service-cidr", "10.0.0.0/16"], "--dns-service-ip"),
+        (&["--load-balancer-subnet", "s"], "InternalLoadBalancer"),
+        (&["-a", "0"], "--agent-count"),
+    ];
+    for (flags, mentions) in cases {
+        let mut args = vec!["computetarget", "create", "aks", "-n", "aks-bad"];
+        args.extend(flags);
+        let r = run(&fake, home.path(), &args);
+        assert_eq!(r.code, 1, "{flags:?}: {}", r.stderr);
+        assert!(r.stderr.contains(mentions), "{flags:?}: {}", r.stderr);
+    }
+    assert!(fake.state().log.is_empty(), "no request for invalid input");
+}
+
+#[test]
+fn create_datafactory_puts_a_datafactory_in_the_workspace_location() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "create", "datafactory", "-n", "adf"],
+    ));
+    assert_eq!(r.json()["properties"]["provisioningState"], "Succeeded");
+    let body = put_body(&fake, "adf");
+    assert_eq!(
+        body,
+        json!({"location": "westeurope",
+               "properties": {"computeType": "DataFactory", "computeLocation": "westeurope"}})
+    );
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "datafactory",
+            "-n",
+            "adf2",
+            "-l",
+            "northeurope",
+            "--no-wait",
+        ],
+    ));
+    assert_eq!(r.json()["properties"]["provisioningState"], "Creating");
+    assert_eq!(put_body(&fake, "adf2")["location"], "northeurope");
+    let again = run(
+        &fake,
+        home.path(),
+        &["computetarget", "create", "datafactory", "-n", "adf"],
+    );
+    assert_eq!(
+        again.code, 1,
+        "an existing name is refused: {}",
+        again.stderr
+    );
+    assert_eq!(fake.state().creations.get("adf"), Some(&1));
+    assert_schema_clean(&fake);
+}

@@ -5,7 +5,7 @@ use super::AzureWorkspace;
 use super::client::FinalState;
 use super::error::ArmError;
 use crate::model::compute::{
-    AksSpec, AmlComputeSpec, AttachSpec, ComputeInstanceSpec, IdentitySpec, ScaleUpdate,
+    AksSpec, AksSsl, AmlComputeSpec, AttachSpec, ComputeInstanceSpec, IdentitySpec, ScaleUpdate,
     SshCredentials, SubnetRef, iso8601_duration, normalize_remote_login,
 };
 use reqwest::Method;
@@ -174,22 +174,7 @@ pub fn aks_body(spec: &AksSpec, location: &str, subnet_id: Option<String>) -> Va
             spec.docker_bridge_cidr.as_ref().map(|v| json!(v)),
         ),
     ]);
-    let ssl = spec.ssl.as_ref().map(|ssl| {
-        object(vec![
-            ("status", Some(json!("Enabled"))),
-            ("cert", ssl.cert_pem.as_ref().map(|v| json!(v))),
-            ("key", ssl.key_pem.as_ref().map(|v| json!(v.expose()))),
-            ("cname", ssl.cname.as_ref().map(|v| json!(v))),
-            (
-                "leafDomainLabel",
-                ssl.leaf_domain_label.as_ref().map(|v| json!(v)),
-            ),
-            (
-                "overwriteExistingDomain",
-                ssl.overwrite_existing_domain.then_some(json!(true)),
-            ),
-        ])
-    });
+    let ssl = spec.ssl.as_ref().map(ssl_configuration);
     let has_networking = networking.as_object().is_some_and(|m| !m.is_empty());
     let inner = object(vec![
         ("agentCount", spec.agent_count.map(|n| json!(n))),
@@ -213,6 +198,24 @@ pub fn aks_body(spec: &AksSpec, location: &str, subnet_id: Option<String>) -> Va
         ("sslConfiguration", ssl),
     ]);
     resource_body("AKS", location, None, None, Some(inner), &[], None)
+}
+
+/// As v1 sent it: your own certificate is `Enabled` with cname, cert and key;
+/// a leaf domain label asks the service for a certificate (`Auto`).
+fn ssl_configuration(ssl: &AksSsl) -> Value {
+    match &ssl.leaf_domain_label {
+        Some(label) if ssl.cname.is_none() => json!({
+            "status": "Auto",
+            "leafDomainLabel": label,
+            "overwriteExistingDomain": ssl.overwrite_existing_domain,
+        }),
+        _ => object(vec![
+            ("status", Some(json!("Enabled"))),
+            ("cert", ssl.cert_pem.as_ref().map(|v| json!(v))),
+            ("key", ssl.key_pem.as_ref().map(|v| json!(v.expose()))),
+            ("cname", ssl.cname.as_ref().map(|v| json!(v))),
+        ]),
+    }
 }
 
 /// The body of `attach <kind>`: the existing resource, described to the workspace.
@@ -571,6 +574,7 @@ impl AzureWorkspace {
 
     /// `computetarget create aks`.
     pub async fn create_aks(&self, spec: &AksSpec, no_wait: bool) -> Result<Value, ArmError> {
+        spec.validate().map_err(invalid)?;
         let url = self.ensure_absent(&spec.name).await?;
         let location = self.location_or_workspace(spec.location.as_deref()).await?;
         let body = aks_body(spec, &location, self.subnet_id(spec.subnet.as_ref()));

@@ -457,7 +457,8 @@ async fn azure_create_aks(
     let any_ssl = ssl.ssl_cert_file.is_some()
         || ssl.ssl_key_file.is_some()
         || ssl.ssl_cname.is_some()
-        || ssl.ssl_leaf_domain_label.is_some();
+        || ssl.ssl_leaf_domain_label.is_some()
+        || ssl.ssl_overwrite_domain == Some(true);
     let ssl_spec = if any_ssl {
         let read = |p: &std::path::PathBuf| {
             std::fs::read_to_string(p)

@@ -258,6 +258,75 @@ pub struct AksSsl {
     pub overwrite_existing_domain: bool,
 }
 
+impl AksSpec {
+    /// v1's `AksProvisioningConfiguration.validate_configuration`, plus the
+    /// load balancer rule its docs state: caught before any request.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.agent_count == Some(0) {
+            return Err(SpecError("--agent-count must be a positive integer".into()));
+        }
+        if let Some(ssl) = &self.ssl {
+            ssl.validate()?;
+        }
+        let networking = [
+            &self.service_cidr,
+            &self.dns_service_ip,
+            &self.docker_bridge_cidr,
+        ];
+        if (self.subnet.is_some() || networking.iter().any(|v| v.is_some()))
+            && (self.subnet.is_none() || networking.iter().any(|v| v.is_none()))
+        {
+            return Err(SpecError(
+                "not all virtual network settings given: a custom vnet for AKS needs --vnet-name, \
+                 --subnet-name, --service-cidr, --dns-service-ip and --docker-bridge-cidr"
+                    .into(),
+            ));
+        }
+        if self.load_balancer_subnet.is_some()
+            && self.load_balancer_type.as_deref() != Some("InternalLoadBalancer")
+        {
+            return Err(SpecError(
+                "--load-balancer-subnet applies only with --load-balancer-type InternalLoadBalancer"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AksSsl {
+    /// Your own certificate (cname + cert + key, all three) or a generated one
+    /// (leaf domain label), never both.
+    fn validate(&self) -> Result<(), SpecError> {
+        let own = [
+            self.cname.is_some(),
+            self.cert_pem.is_some(),
+            self.key_pem.is_some(),
+        ];
+        if own.iter().any(|&given| given) {
+            if !own.iter().all(|&given| given) {
+                return Err(SpecError(
+                    "not all SSL settings given: your own certificate needs --ssl-cname, \
+                     --ssl-cert-file and --ssl-key-file"
+                        .into(),
+                ));
+            }
+            if self.leaf_domain_label.is_some() || self.overwrite_existing_domain {
+                return Err(SpecError(
+                    "--ssl-leaf-domain-label/--ssl-overwrite-domain are for a generated \
+                     certificate: drop them when giving --ssl-cname, --ssl-cert-file and --ssl-key-file"
+                        .into(),
+                ));
+            }
+        } else if self.leaf_domain_label.is_none() {
+            return Err(SpecError(
+                "--ssl-overwrite-domain needs --ssl-leaf-domain-label".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Credentials for attaching an SSH-reachable machine (remote VM, HDInsight).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshCredentials {
@@ -403,6 +472,88 @@ pub fn read_key_file(path: &std::path::Path) -> Result<Secret, SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn subnet() -> SubnetRef {
+        SubnetRef {
+            vnet_name: "v".into(),
+            subnet_name: "s".into(),
+            vnet_resource_group: None,
+        }
+    }
+
+    #[test]
+    fn aks_ssl_is_own_certificate_or_leaf_domain_never_half_or_both() {
+        let own = AksSsl {
+            cert_pem: Some("CERT".into()),
+            key_pem: Some(Secret::new("KEY")),
+            cname: Some("www.contoso.com".into()),
+            ..AksSsl::default()
+        };
+        let leaf = AksSsl {
+            leaf_domain_label: Some("ml".into()),
+            overwrite_existing_domain: true,
+            ..AksSsl::default()
+        };
+        assert!(own.validate().is_ok() && leaf.validate().is_ok());
+        let half = AksSsl {
+            key_pem: None,
+            ..own.clone()
+        };
+        assert!(half.validate().unwrap_err().0.contains("--ssl-key-file"));
+        let both = AksSsl {
+            leaf_domain_label: Some("ml".into()),
+            ..own
+        };
+        assert!(both.validate().is_err());
+        let overwrite_only = AksSsl {
+            overwrite_existing_domain: true,
+            ..AksSsl::default()
+        };
+        assert!(overwrite_only.validate().is_err());
+    }
+
+    #[test]
+    fn aks_vnet_needs_every_networking_setting_and_lb_subnet_needs_internal_lb() {
+        let full = AksSpec {
+            subnet: Some(subnet()),
+            service_cidr: Some("10.0.0.0/16".into()),
+            dns_service_ip: Some("10.0.0.10".into()),
+            docker_bridge_cidr: Some("172.17.0.1/16".into()),
+            ..AksSpec::default()
+        };
+        assert!(full.validate().is_ok());
+        let partial = AksSpec {
+            dns_service_ip: None,
+            ..full.clone()
+        };
+        assert!(
+            partial
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("--dns-service-ip")
+        );
+        let cidr_only = AksSpec {
+            service_cidr: Some("10.0.0.0/16".into()),
+            ..AksSpec::default()
+        };
+        assert!(cidr_only.validate().is_err());
+        let lb = AksSpec {
+            load_balancer_subnet: Some("aks-subnet".into()),
+            ..AksSpec::default()
+        };
+        assert!(lb.validate().is_err());
+        let internal = AksSpec {
+            load_balancer_type: Some("InternalLoadBalancer".into()),
+            ..lb
+        };
+        assert!(internal.validate().is_ok());
+        let zero = AksSpec {
+            agent_count: Some(0),
+            ..AksSpec::default()
+        };
+        assert!(zero.validate().is_err());
+    }
 
     #[test]
     fn idle_seconds_become_iso_durations() {

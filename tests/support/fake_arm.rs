@@ -581,6 +581,14 @@ fn split_secrets(state: &mut State, name: &str, props: &mut Value) {
             secrets.insert(key.to_string(), v);
         }
     }
+    // Like the service, never echo an AKS cluster's own TLS key.
+    if let Some(ssl) = inner
+        .get_mut("sslConfiguration")
+        .and_then(Value::as_object_mut)
+        && let Some(key) = ssl.remove("key")
+    {
+        secrets.insert("sslKey".into(), key);
+    }
     if let Some(creds) = inner
         .get_mut("userAccountCredentials")
         .and_then(Value::as_object_mut)
