@@ -1,14 +1,19 @@
 //! Code upload benchmark (issue 6): 2,000 files / 200 MB into Azurite.
 //!
-//! `cargo bench --bench code_upload` measures, with the release build:
-//! 1. azml's first upload (list + SDK hash + parallel Put Blob) of the folder;
-//! 2. the Python SDK (azure-ai-ml's own `get_content_hash` + `BlobStorageClient.upload`)
-//!    on the same folder and the same Azurite, when `AZML_BENCH_PYTHON` names a
-//!    Python with `azure-ai-ml` installed (skipped otherwise);
-//! 3. an unchanged resubmit end to end: the real `azml run submit-script --async`
-//!    against the test suite's fake Azure ML service (second of two submissions).
+//! `cargo bench --bench code_upload` (release profile) measures, on one
+//! Azurite (in-memory, as the tests run it) and one source folder:
+//! 1. Azurite's own ingest floor: 2,000 Put Blob of bodies already in memory
+//!    from a bare HTTP client, at several concurrencies (what no uploader can beat);
+//! 2. azml's first upload (list + SDK-compatible hash + upload), in-process;
+//! 3. the Python SDK (azure-ai-ml's `get_content_hash` + `BlobStorageClient.upload`,
+//!    what `ml_client.code.create_or_update` runs), at its default thread count
+//!    and with more threads, when `AZML_BENCH_PYTHON` names a Python with azure-ai-ml;
+//! 4. an unchanged resubmit end to end: the real `azml run submit-script --async`
+//!    against the test suite's fake Azure ML service.
 //!
-//! Needs `azurite-blob` (`cd .ci && npm install`). Results go to stdout; record them in docs/perf.md.
+//! For each it prints wall time and CPU time (user+sys) of the uploader and of
+//! Azurite: CPU time barely moves with machine load, wall time does. Medians
+//! of `AZML_BENCH_REPS` runs (default 3). Needs `azurite-blob` (`cd .ci && npm install`).
 
 #[path = "../tests/common/azurite.rs"]
 mod azurite;
@@ -23,37 +28,175 @@ use std::time::{Duration, Instant};
 const FILES: usize = 2_000;
 const FILE_SIZE: usize = 100 * 1024;
 
+/// What one measured run cost.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    wall: Duration,
+    /// CPU of the uploader (this process or the Python child).
+    cpu: Duration,
+    /// CPU Azurite spent serving it.
+    azurite_cpu: Duration,
+}
+
 fn main() {
     let Some(azurite) = azurite::start() else {
         eprintln!("code_upload bench skipped: azurite-blob not found");
         return;
     };
+    let reps: usize = std::env::var("AZML_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(azurite.create_container("bench"));
     let src = tempfile::tempdir().expect("tempdir");
     make_tree(src.path());
-    println!("tree: {FILES} files, {} MB", FILES * FILE_SIZE / 1_000_000);
+    println!(
+        "tree: {FILES} files x {} KiB = {} MB; load average {}; {reps} runs each, medians",
+        FILE_SIZE / 1024,
+        FILES * FILE_SIZE / 1_000_000,
+        load_average()
+    );
+    println!(
+        "{:<44} {:>9} {:>9} {:>12}",
+        "what", "wall ms", "cpu ms", "azurite cpu"
+    );
+    let pid = azurite.pid();
+    let mut run = 0;
+    let mut prefix = || {
+        run += 1;
+        format!("run{run}")
+    };
 
-    let azml_first = rt.block_on(azml_upload(&azurite, src.path()));
-    println!("azml first upload:           {:>8.0} ms", ms(azml_first));
-
-    match python_sdk_upload(&azurite, src.path()) {
-        Some(sdk) => println!(
-            "python SDK upload:           {:>8.0} ms  (azml {:.1}x faster)",
-            ms(sdk),
-            sdk.as_secs_f64() / azml_first.as_secs_f64()
-        ),
-        None => println!(
-            "python SDK upload:           skipped (set AZML_BENCH_PYTHON to a python with azure-ai-ml)"
-        ),
+    let bodies: Vec<bytes::Bytes> = (0..FILES).map(|i| file_content(i).into()).collect();
+    for concurrency in [4, 8, 16, 32, 64] {
+        let cost = median(reps, || {
+            measure(pid, || {
+                rt.block_on(floor(&azurite, &prefix(), &bodies, concurrency))
+            })
+        });
+        report(
+            &format!("azurite floor: Put Blob from memory, c={concurrency}"),
+            cost,
+        );
     }
 
-    let unchanged = unchanged_resubmit(&rt, &azurite, src.path());
-    println!("unchanged resubmit (binary): {:>8.0} ms", ms(unchanged));
+    let azml = median(reps, || {
+        measure(pid, || {
+            rt.block_on(azml_upload(&azurite, src.path(), &prefix()))
+        })
+    });
+    report(
+        &format!("azml first upload (c={})", code_upload::PARALLEL_REQUESTS),
+        azml,
+    );
+
+    let mut best_sdk: Option<Cost> = None;
+    for threads in [None, Some(16)] {
+        let label = match threads {
+            None => "python SDK upload (default: 2 x cores threads)".to_string(),
+            Some(n) => format!("python SDK upload ({n} threads)"),
+        };
+        let runs: Vec<Cost> = (0..reps)
+            .filter_map(|_| python_sdk_upload(&azurite, src.path(), &prefix(), threads, pid))
+            .collect();
+        if runs.is_empty() {
+            println!("{label:<44} skipped (set AZML_BENCH_PYTHON to a python with azure-ai-ml)");
+            break;
+        }
+        let cost = median_of(runs);
+        report(&label, cost);
+        if best_sdk.is_none_or(|b| cost.wall < b.wall) {
+            best_sdk = Some(cost);
+        }
+    }
+    if let Some(sdk) = best_sdk {
+        println!(
+            "azml vs the faster SDK setting: {:.1}x less wall time, {:.1}x less uploader CPU, {:.1}x less Azurite CPU",
+            ratio(sdk.wall, azml.wall),
+            ratio(sdk.cpu, azml.cpu),
+            ratio(sdk.azurite_cpu, azml.azurite_cpu)
+        );
+    }
+
+    let resubmit = unchanged_resubmit(&rt, &azurite, src.path(), reps.max(5));
+    report("unchanged resubmit, whole azml process", resubmit);
+    println!("load average at the end {}", load_average());
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn report(label: &str, cost: Cost) {
+    println!(
+        "{label:<44} {:>9.0} {:>9.0} {:>12.0}",
+        ms(cost.wall),
+        ms(cost.cpu),
+        ms(cost.azurite_cpu)
+    );
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+fn median(reps: usize, mut f: impl FnMut() -> Cost) -> Cost {
+    median_of((0..reps).map(|_| f()).collect())
+}
+
+/// The run with the median wall time.
+fn median_of(mut runs: Vec<Cost>) -> Cost {
+    runs.sort_by_key(|c| c.wall);
+    runs[runs.len() / 2]
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// user+sys CPU of this process (`who = RUSAGE_SELF`) or of its reaped children.
+fn rusage_cpu(who: i32) -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes into the struct we pass.
+    unsafe { libc::getrusage(who, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// utime+stime of another process, from /proc/PID/stat.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / per_second)
+}
+
+/// Wall and CPU of `f` run in this process, and Azurite's CPU meanwhile.
+fn measure(azurite_pid: u32, f: impl FnOnce()) -> Cost {
+    let (cpu0, az0) = (rusage_cpu(libc::RUSAGE_SELF), process_cpu(azurite_pid));
+    let started = Instant::now();
+    f();
+    Cost {
+        wall: started.elapsed(),
+        cpu: rusage_cpu(libc::RUSAGE_SELF).saturating_sub(cpu0),
+        azurite_cpu: process_cpu(azurite_pid).saturating_sub(az0),
+    }
+}
+
+fn file_content(i: usize) -> Vec<u8> {
+    let mut content = vec![(i % 251) as u8; FILE_SIZE];
+    content[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    content
 }
 
 /// 2,000 files of 100 KiB in 20 folders, distinct content.
@@ -61,50 +204,93 @@ fn make_tree(root: &Path) {
     for i in 0..FILES {
         let dir = root.join(format!("pkg{:02}", i % 20));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let byte = (i % 251) as u8;
-        let mut content = vec![byte; FILE_SIZE];
-        content[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        std::fs::write(dir.join(format!("m{i:04}.py")), content).expect("write");
+        std::fs::write(dir.join(format!("m{i:04}.py")), file_content(i)).expect("write");
     }
     std::fs::write(root.join("train.py"), "print('bench')\n").expect("write");
 }
 
-async fn azml_upload(azurite: &azurite::Azurite, root: &Path) -> Duration {
-    let started = Instant::now();
+/// The floor: Put Blob of in-memory bodies, `concurrency` in flight, nothing else.
+async fn floor(
+    azurite: &azurite::Azurite,
+    prefix: &str,
+    bodies: &[bytes::Bytes],
+    concurrency: usize,
+) {
+    use futures_util::StreamExt;
+    let client = reqwest::Client::new();
+    let base = format!("{}/bench/floor-{prefix}", azurite.account_url());
+    futures_util::stream::iter(bodies.iter().enumerate())
+        .for_each_concurrent(concurrency, |(i, body)| {
+            let url = format!("{base}/m{i:04}.py?{}", azurite.sas);
+            let request = client
+                .put(url)
+                .header("x-ms-version", "2021-08-06")
+                .header("x-ms-blob-type", "BlockBlob")
+                .body(body.clone());
+            async move {
+                let response = request.send().await.expect("azurite reachable");
+                assert!(response.status().is_success(), "{}", response.status());
+            }
+        })
+        .await;
+}
+
+async fn azml_upload(azurite: &azurite::Azurite, root: &Path, prefix: &str) {
     let files = code_upload::list_source_files(root, &[]).expect("list");
     let snapshot = code_upload::hash_snapshot(root, files, None).expect("hash");
-    let sas_uri = format!("{}/bench/azml?{}", azurite.account_url(), azurite.sas);
+    let sas_uri = format!(
+        "{}/bench/azml-{prefix}?{}",
+        azurite.account_url(),
+        azurite.sas
+    );
     let folder =
         BlobFolder::new(reqwest::Client::new(), &sas_uri, RetryPolicy::from_env()).expect("sas");
     let bar = indicatif::ProgressBar::hidden();
     code_upload::upload_snapshot(&snapshot, &folder, None, ("bench", "1"), &bar)
         .await
         .expect("upload");
-    started.elapsed()
 }
 
-/// The SDK's own hash + upload path with a SAS, as `ml_client.code.create_or_update` runs it.
-fn python_sdk_upload(azurite: &azurite::Azurite, root: &Path) -> Option<Duration> {
+/// The SDK's own hash + upload path with a SAS, as `ml_client.code.create_or_update`
+/// runs it; `threads` overrides its `PROCESSES_PER_CORE` pool sizing.
+/// Wall time is the SDK's own hash+upload (interpreter start and imports excluded).
+fn python_sdk_upload(
+    azurite: &azurite::Azurite,
+    root: &Path,
+    prefix: &str,
+    threads: Option<usize>,
+    azurite_pid: u32,
+) -> Option<Cost> {
     let python = std::env::var("AZML_BENCH_PYTHON").ok()?;
-    let sas_uri = format!("{}/bench/sdk?{}", azurite.account_url(), azurite.sas);
+    let sas_uri = format!(
+        "{}/bench/sdk-{prefix}?{}",
+        azurite.account_url(),
+        azurite.sas
+    );
     let script = r#"
-import sys, time
+import os, sys, time
+import azure.ai.ml._utils._asset_utils as asset_utils
 from azure.ai.ml._utils._asset_utils import get_content_hash, get_ignore_file
 from azure.ai.ml._artifacts._blob_storage_helper import BlobStorageClient
-root, sas = sys.argv[1], sys.argv[2]
-t = time.perf_counter()
+root, sas, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if threads:
+    asset_utils.PROCESSES_PER_CORE = max(1, threads // os.cpu_count())
+c0, t = time.process_time(), time.perf_counter()
 ignore = get_ignore_file(root)
 h = get_content_hash(root, ignore)
 client = BlobStorageClient(credential=None, account_url=sas)
 client.upload(root, name="bench", version="1", ignore_file=ignore, asset_hash=h, show_progress=False)
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, time.process_time() - c0)
 "#;
+    let az0 = process_cpu(azurite_pid);
     let output = std::process::Command::new(python)
         .args(["-c", script])
         .arg(root)
         .arg(sas_uri)
+        .arg(threads.unwrap_or(0).to_string())
         .output()
         .ok()?;
+    let azurite_cpu = process_cpu(azurite_pid).saturating_sub(az0);
     if !output.status.success() {
         eprintln!(
             "python SDK upload failed:\n{}",
@@ -112,21 +298,25 @@ print(time.perf_counter() - t)
         );
         return None;
     }
-    let seconds: f64 = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .lines()
-        .last()?
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs_f64(seconds))
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut numbers = stdout.trim().lines().last()?.split_whitespace();
+    let wall: f64 = numbers.next()?.parse().ok()?;
+    let cpu: f64 = numbers.next()?.parse().ok()?;
+    Some(Cost {
+        wall: Duration::from_secs_f64(wall),
+        cpu: Duration::from_secs_f64(cpu),
+        azurite_cpu,
+    })
 }
 
-/// Submit twice through the real binary; the second is the unchanged resubmit.
+/// Submit once, then `reps` more times unchanged through the real binary;
+/// the median of the unchanged resubmits.
 fn unchanged_resubmit(
     rt: &tokio::runtime::Runtime,
     azurite: &azurite::Azurite,
     root: &Path,
-) -> Duration {
+    reps: usize,
+) -> Cost {
     let _guard = rt.enter();
     let container = format!("{}/bench", azurite.account_url());
     let fake = fake_jobs::FakeJobs::start(&container, &azurite.sas);
@@ -147,6 +337,7 @@ fn unchanged_resubmit(
     .expect("runconfig");
     let cache = tempfile::tempdir().expect("cache");
     let submit = || {
+        let cpu0 = rusage_cpu(libc::RUSAGE_CHILDREN);
         let started = Instant::now();
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_azml"))
             .args(["run", "submit-script", "--path"])
@@ -162,8 +353,12 @@ fn unchanged_resubmit(
             .status()
             .expect("azml runs");
         assert!(status.success(), "azml submit failed");
-        started.elapsed()
+        Cost {
+            wall: started.elapsed(),
+            cpu: rusage_cpu(libc::RUSAGE_CHILDREN).saturating_sub(cpu0),
+            azurite_cpu: Duration::ZERO,
+        }
     };
     submit();
-    submit()
+    median(reps, submit)
 }

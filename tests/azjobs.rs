@@ -644,6 +644,88 @@ async fn upload_is_byte_exact_and_a_one_file_change_sends_only_that_file() {
     }
 }
 
+/// Server-side copy needs a SAS that can read the previous snapshot. Azure
+/// ML's pending-upload SAS is container-scoped (`sr=c`); with read permission
+/// in the same container the copy works. When it cannot read the source (no
+/// `r`, another container) Azure answers 403 CannotVerifyCopySource and azml
+/// uploads the bytes instead, so the snapshot is complete either way. Azurite
+/// never checks the copy source's authorization, so the proxy plays Azure's
+/// refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_copy_needs_a_readable_source_and_falls_back_to_upload() {
+    let Some(azurite) = azurite::start() else {
+        return;
+    };
+    let proxy = BlobProxy::start(azurite.addr).await;
+    azurite.create_container("wsblobs").await;
+    let src = tempfile::tempdir().expect("tempdir");
+    write_file(src.path(), "train.py", b"print(1)\n");
+    write_file(src.path(), "lib/big.bin", &vec![3u8; 200_000]);
+    let folder_with = |container: &str, prefix: &str, permissions: &str| {
+        let sas = azurite::container_sas(container, permissions);
+        let uri = format!("{}/{container}/{prefix}?{sas}", proxy.account_url());
+        BlobFolder::new(reqwest::Client::new(), &uri, fast_retries()).expect("SAS URL parses")
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    let first = snapshot_of(src.path(), None);
+    let first_folder = folder_with("wsblobs", "LocalUpload/one", "rcwl");
+    code_upload::upload_snapshot(&first, &first_folder, None, ("c", "1"), &bar)
+        .await
+        .expect("first upload with a container SAS");
+    let cache = UploadCache::after_upload(&first, Some(first_folder.url_without_sas()), None);
+    write_file(src.path(), "train.py", b"print(2)\n");
+    let second = snapshot_of(src.path(), Some(&cache));
+
+    let container = "wsblobs";
+    for (refused, prefix, copied) in [
+        (false, "LocalUpload/two", 1),
+        (true, "LocalUpload/three", 0),
+    ] {
+        let next = folder_with(container, prefix, "rcwl");
+        let previous = PreviousUpload {
+            folder: next
+                .sibling(&first_folder.url_without_sas())
+                .expect("sibling"),
+            files: cache.files.clone(),
+        };
+        proxy.stats.reset();
+        proxy
+            .stats
+            .refuse_copies
+            .store(refused, std::sync::atomic::Ordering::SeqCst);
+        let report =
+            code_upload::upload_snapshot(&second, &next, Some(&previous), ("c", "2"), &bar)
+                .await
+                .unwrap_or_else(|e| panic!("copy refused: {refused}: {e}"));
+        assert_eq!(
+            (report.files_uploaded, report.files_copied),
+            (2 - copied, copied),
+            "copy refused: {refused}"
+        );
+        assert_eq!(
+            ProxyStats::get(&proxy.stats.refused_copies),
+            u64::from(refused)
+        );
+        let expected_bytes = if copied == 1 { 9 } else { 9 + 200_000 };
+        assert_eq!(
+            ProxyStats::get(&proxy.stats.put_body_bytes),
+            expected_bytes,
+            "copy refused: {refused}"
+        );
+        for rel in ["lib/big.bin", "train.py"] {
+            let expected = std::fs::read(src.path().join(rel)).expect("read source");
+            let stored = azurite
+                .get_blob(container, &format!("{prefix}/{rel}"))
+                .await;
+            assert_eq!(
+                stored.as_deref(),
+                Some(expected.as_slice()),
+                "{container} {rel}"
+            );
+        }
+    }
+}
+
 #[test]
 fn unchanged_folder_reuses_the_cached_hash_without_reading_files() {
     let src = tempfile::tempdir().expect("tempdir");
@@ -789,7 +871,9 @@ fn cloud() -> Option<Cloud> {
     let proxy = rt.block_on(BlobProxy::start(azurite.addr));
     rt.block_on(azurite.create_container("azureml-blobstore"));
     let container = format!("{}/azureml-blobstore", proxy.account_url());
-    let fake = FakeJobs::start(&container, &azurite.sas);
+    // Like the service: a SAS scoped to the workspace's blob container.
+    let sas = azurite::container_sas("azureml-blobstore", "rcwl");
+    let fake = FakeJobs::start(&container, &sas);
     Some(Cloud {
         _rt: rt,
         azurite,
@@ -1213,6 +1297,30 @@ fn run_show_list_cancel_and_download_logs_speak_v1_run_json() {
     );
     assert_eq!(stdout_json(&canceled)["status"], "Canceled");
 
+    let ids_of = |args: &[&str]| -> Vec<String> {
+        let output = azml(&cloud, project.path(), args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_json(&output)
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| r["runId"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids_of(&["run", "list", "-e", "exp-a", "--last", "1"]),
+        [second.clone()]
+    );
+    assert_eq!(
+        ids_of(&["run", "list", "-e", "exp-a", "--status", "Canceled"]),
+        [second.clone()]
+    );
+
     let missing = azml(
         &cloud,
         project.path(),
@@ -1292,6 +1400,74 @@ fn following_a_sweep_streams_its_latest_trial_logs() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn run_list_with_parent_run_id_lists_a_sweeps_trials_from_run_history() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let output = azml(
+        &cloud,
+        project.path(),
+        &[
+            "run",
+            "submit-hyperdrive",
+            "--hyperdrive-configuration-name",
+            "hd.yml",
+            "-c",
+            "train",
+            "-e",
+            "sweep",
+            "train.py",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sweep = stdout_json(&output)["runId"]
+        .as_str()
+        .expect("runId")
+        .to_string();
+    let list = |extra: &[&str]| {
+        let mut args = vec!["run", "list", "--parent-run-id", sweep.as_str()];
+        args.extend_from_slice(extra);
+        let output = azml(&cloud, project.path(), &args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_json(&output)
+    };
+    let children = list(&[]);
+    let trial = format!("{sweep}_0");
+    assert_eq!(children.as_array().map(Vec::len), Some(1), "{children}");
+    assert_eq!(children[0]["runId"], trial.as_str());
+    assert_eq!(children[0]["parentRunId"], sweep.as_str());
+    assert_eq!(children[0]["experimentName"], "sweep");
+    assert_eq!(children[0]["status"], "Running");
+    assert_eq!(children[0]["startTimeUtc"], "2026-11-25T08:01:00Z");
+    assert_eq!(list(&["--status", "Completed"]), json!([]));
+    let missing = azml(
+        &cloud,
+        project.path(),
+        &["run", "list", "--parent-run-id", "sweep_1_deadbeef"],
+    );
+    assert_eq!(missing.status.code(), Some(3));
+    let child_queries = cloud.fake.requests("GET", "/children");
+    assert!(
+        !child_queries.is_empty()
+            && child_queries
+                .iter()
+                .all(|r| r.path.starts_with("/history/v1.0/")
+                    && r.query.contains("api-version=v1.0")),
+        "children come from Run History"
+    );
+    assert_no_violations(&cloud.fake);
 }
 
 #[test]

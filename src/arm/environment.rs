@@ -41,8 +41,9 @@ pub enum EnvironmentPlan {
     Anonymous(AnonymousEnvironment),
 }
 
-/// Decide the plan. `conda_text` is the content of `python.condaDependenciesFile`
-/// (read by the caller, relative to the project), ignored when dependencies are user-managed.
+/// Decide the plan. `conda_text` is `python.condaDependenciesFile` as the SDK
+/// sends it (`conda::sdk_conda_text` of the file, read by the caller), ignored
+/// when dependencies are user-managed.
 pub fn plan(env: &Environment, conda_text: Option<&str>) -> SpecResult<EnvironmentPlan> {
     let name = env.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
     let version = env

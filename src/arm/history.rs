@@ -17,7 +17,11 @@ fn arm(e: ArmError) -> WorkspaceError {
 }
 
 /// `<api host>/<service>/v?.0/subscriptions/…/workspaces/NAME<suffix>?api-version=v1.0`.
-async fn data_plane_url(ws: &AzureWorkspace, service: &str, suffix: &str) -> WsResult<Url> {
+pub(crate) async fn data_plane_url(
+    ws: &AzureWorkspace,
+    service: &str,
+    suffix: &str,
+) -> WsResult<Url> {
     let base = history_base(ws)
         .await
         .ok_or_else(|| WorkspaceError::Failed {
@@ -26,12 +30,23 @@ async fn data_plane_url(ws: &AzureWorkspace, service: &str, suffix: &str) -> WsR
                 "check that the workspace exists and `workspace show` lists a discoveryUrl".into(),
             ),
         })?;
-    let mut url = base
-        .join(&format!("{service}{}{suffix}", ws.workspace_path()))
-        .map_err(|e| WorkspaceError::Invalid(format!("bad Run History URL: {e}")))?;
+    data_plane_url_at(&base, service, &ws.workspace_path(), suffix)
+        .ok_or_else(|| WorkspaceError::Invalid(format!("bad Run History URL for {suffix}")))
+}
+
+/// The same URL from a known host. Every `RunHistory.*` operation in the
+/// schema takes `api-version=v1.0` as a required query parameter, the
+/// `metric/v2.0` ones included (the version in the path is the service's).
+pub(crate) fn data_plane_url_at(
+    base: &Url,
+    service: &str,
+    ws_path: &str,
+    suffix: &str,
+) -> Option<Url> {
+    let mut url = base.join(&format!("{service}{ws_path}{suffix}")).ok()?;
     url.query_pairs_mut()
         .append_pair("api-version", HISTORY_API_VERSION);
-    Ok(url)
+    Some(url)
 }
 
 /// POST a query body page after page, following `continuationToken` (which

@@ -10,6 +10,7 @@ pub mod client;
 pub mod cloud;
 pub mod code_upload;
 pub mod compute;
+pub mod conda;
 pub mod environment;
 pub mod error;
 pub mod history;

@@ -2,7 +2,7 @@
 //! `run download-logs`. Runs are printed with the v1 RunDto keys scripts
 //! parse (`runId`, `status`, `target`, `startTimeUtc`, …).
 
-use super::{ArmError, AzureWorkspace};
+use super::{ArmError, AzureWorkspace, encode_segment};
 use crate::workspace::{RunFilter, WorkspaceError, WsResult};
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
@@ -42,15 +42,12 @@ pub async fn add_run_tags(
         .as_str()
         .unwrap_or("Default")
         .to_string();
-    let base = history_base(ws).await.ok_or_else(|| {
-        WorkspaceError::Invalid("the workspace has no Run History endpoint (discoveryUrl)".into())
-    })?;
-    let url = base
-        .join(&format!(
-            "history/v1.0{}/experiments/{experiment}/runs/{run_id}/tags",
-            ws.workspace_path()
-        ))
-        .map_err(|e| WorkspaceError::Invalid(format!("bad Run History URL: {e}")))?;
+    let suffix = format!(
+        "/experiments/{}/runs/{}/tags",
+        encode_segment(&experiment),
+        encode_segment(run_id)
+    );
+    let url = super::history::data_plane_url(ws, "history/v1.0", &suffix).await?;
     let modify: serde_json::Map<String, Value> =
         tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     let body = json!({"tagsToModify": modify});
@@ -65,8 +62,13 @@ pub async fn add_run_tags(
 /// `run list`: the workspace's jobs, newest first, filtered like v1.
 pub async fn list_runs(ws: &AzureWorkspace, filter: &RunFilter) -> WsResult<Vec<Value>> {
     let client = ws.client().map_err(arm)?;
-    let url = client.url(&format!("{}/jobs", ws.workspace_path()), &[]);
-    let mut jobs = client.list(url, Method::GET, "value").await.map_err(arm)?;
+    let mut jobs = match &filter.parent_run_id {
+        Some(parent) => child_runs(ws, parent).await?,
+        None => {
+            let url = client.url(&format!("{}/jobs", ws.workspace_path()), &[]);
+            client.list(url, Method::GET, "value").await.map_err(arm)?
+        }
+    };
     jobs.retain(|job| matches_filter(job, filter));
     jobs.sort_by_key(|job| std::cmp::Reverse(created_at(job)));
     if filter.last > 0 {
@@ -76,7 +78,7 @@ pub async fn list_runs(ws: &AzureWorkspace, filter: &RunFilter) -> WsResult<Vec<
         .iter()
         .map(|job| {
             let id = job["name"].as_str().unwrap_or_default();
-            let dto = run_dto(ws, id, job, &Value::Null);
+            let dto = run_dto(ws, id, job, &job["runHistory"]);
             if filter.minimal {
                 json!({"runId": dto["runId"], "status": dto["status"]})
             } else {
@@ -84,6 +86,59 @@ pub async fn list_runs(ws: &AzureWorkspace, filter: &RunFilter) -> WsResult<Vec<
             }
         })
         .collect())
+}
+
+/// `run list --parent-run-id P`: P's children from Run History (v2 has no
+/// jobs-by-parent query), shaped like jobs so the same filters apply; the
+/// Run History record rides along under `runHistory` for the run's times.
+async fn child_runs(ws: &AzureWorkspace, parent: &str) -> WsResult<Vec<Value>> {
+    let parent_job = get_job(ws, parent).await?;
+    let experiment = parent_job["properties"]["experimentName"].clone();
+    let client = ws.client().map_err(arm)?;
+    let suffix = format!("/runs/{}/children", encode_segment(parent));
+    let first = super::history::data_plane_url(ws, "history/v1.0", &suffix).await?;
+    let mut children = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut url = first.clone();
+    loop {
+        let page = client.get(url).await.map_err(arm)?;
+        children.extend(page["value"].as_array().into_iter().flatten().cloned());
+        let Some(token) = page["continuationToken"].as_str().filter(|t| !t.is_empty()) else {
+            break;
+        };
+        if !seen.insert(token.to_string()) {
+            return Err(WorkspaceError::Invalid(
+                "Run History sent the same continuation token twice".into(),
+            ));
+        }
+        url = first.clone();
+        url.query_pairs_mut()
+            .append_pair("$continuationtoken", token);
+    }
+    Ok(children
+        .into_iter()
+        .map(|run| child_as_job(run, &experiment))
+        .collect())
+}
+
+/// A Run History run in the shape of a v2 job (the fields `run list` reads).
+fn child_as_job(run: Value, experiment: &Value) -> Value {
+    let created = run["createdUtc"]
+        .as_str()
+        .or_else(|| run["startTimeUtc"].as_str())
+        .map(String::from);
+    json!({
+        "name": run["runId"],
+        "properties": {
+            "status": run["status"],
+            "experimentName": experiment,
+            "computeId": run["target"],
+            "tags": run["tags"],
+            "properties": run["properties"],
+        },
+        "systemData": {"createdAt": created},
+        "runHistory": run,
+    })
 }
 
 fn matches_filter(job: &Value, filter: &RunFilter) -> bool {
@@ -182,15 +237,8 @@ async fn get_job(ws: &AzureWorkspace, run_id: &str) -> WsResult<Value> {
 
 /// Run History `runs/{id}/details` (status times, log file SAS URLs).
 pub async fn run_details(ws: &AzureWorkspace, run_id: &str) -> WsResult<Value> {
-    let base = history_base(ws).await.ok_or_else(|| {
-        WorkspaceError::Invalid("the workspace has no Run History endpoint (discoveryUrl)".into())
-    })?;
-    let url = base
-        .join(&format!(
-            "history/v1.0{}/runs/{run_id}/details",
-            ws.workspace_path()
-        ))
-        .map_err(|e| WorkspaceError::Invalid(format!("bad Run History URL: {e}")))?;
+    let suffix = format!("/runs/{}/details", encode_segment(run_id));
+    let url = super::history::data_plane_url(ws, "history/v1.0", &suffix).await?;
     ws.client().map_err(arm)?.get(url).await.map_err(arm)
 }
 

@@ -5,10 +5,12 @@
 
 use super::blob::{BlobFolder, RetryPolicy};
 use super::code_upload::{self, PreviousUpload, UploadCache};
+use super::conda;
 use super::environment::{self, AnonymousEnvironment, EnvironmentPlan};
+use super::history::data_plane_url_at;
 use super::jobs::{self, JobBody, JobContext};
 use super::runs::{compute_name, history_base, run_dto, studio_url};
-use super::{ArmClient, ArmError, AzureWorkspace};
+use super::{ArmClient, ArmError, AzureWorkspace, encode_segment};
 use crate::model::runconfig::RunConfig;
 use crate::workspace::{
     LogSink, RunOutcome, SubmitHyperdrive, SubmitScript, WorkspaceError, WsResult,
@@ -384,11 +386,27 @@ fn read_conda_file(rc: &RunConfig, project_dir: &Path) -> WsResult<Option<String
     let Some(path) = rc.conda_file_path(project_dir) else {
         return Ok(None);
     };
-    std::fs::read_to_string(&path).map(Some).map_err(|e| {
+    let raw = std::fs::read_to_string(&path).map_err(|e| {
         WorkspaceError::Invalid(format!(
             "cannot read the conda file {} (environment.python.condaDependenciesFile): {e}",
             path.display()
         ))
+    })?;
+    // The SDK sends (and hashes) its PyYAML re-dump, not the raw text: doing
+    // the same maps a conda file to the same anonymous environment either way.
+    conda::sdk_conda_text(&raw).map_err(|e| WorkspaceError::Failed {
+        message: format!(
+            "{}:{}:{}: conda file: {}",
+            path.display(),
+            e.line,
+            e.column,
+            e.message
+        ),
+        hint: Some(
+            "fix the YAML (environment.python.condaDependenciesFile), or set \
+             userManagedDependencies: true to use the image's Python as is"
+                .into(),
+        ),
     })
 }
 
@@ -480,7 +498,8 @@ impl LogStreamer {
         parent: &str,
         logs: &dyn LogSink,
     ) {
-        let Ok(url) = base.join(&format!("history/v1.0{ws_path}/runs/{parent}/children")) else {
+        let suffix = format!("/runs/{}/children", encode_segment(parent));
+        let Some(url) = data_plane_url_at(base, "history/v1.0", ws_path, &suffix) else {
             return;
         };
         let Ok(children) = client.get(url).await else {
@@ -517,7 +536,8 @@ impl LogStreamer {
         run_id: &str,
         logs: &dyn LogSink,
     ) -> Value {
-        let Ok(url) = base.join(&format!("history/v1.0{ws_path}/runs/{run_id}/details")) else {
+        let suffix = format!("/runs/{}/details", encode_segment(run_id));
+        let Some(url) = data_plane_url_at(base, "history/v1.0", ws_path, &suffix) else {
             return Value::Null;
         };
         let details = match client.get(url).await {

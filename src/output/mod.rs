@@ -11,7 +11,7 @@ pub mod query;
 mod table;
 mod tsv;
 pub mod value;
-mod yaml;
+pub mod yaml;
 
 use serde_json::Value;
 use std::io::{IsTerminal, Write};

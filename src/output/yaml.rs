@@ -15,6 +15,18 @@ const BEST_INDENT: usize = 2;
 const BEST_WIDTH: usize = 80;
 
 pub fn render(doc: &Doc) -> String {
+    let mut emitter = Emitter {
+        allow_unicode: true,
+        ..Emitter::default()
+    };
+    emitter.document(doc);
+    emitter.out
+}
+
+/// PyYAML's `yaml.dump(doc, sort_keys=True)` with every other option at its
+/// default: like [`render`] but `allow_unicode=False`, so non-ASCII text is
+/// double-quoted with escapes. azure-ai-ml stores conda files this way.
+pub fn render_ascii(doc: &Doc) -> String {
     let mut emitter = Emitter::default();
     emitter.document(doc);
     emitter.out
@@ -64,45 +76,69 @@ fn yaml_float(f: f64) -> String {
     }
 }
 
-/// PyYAML's implicit resolvers (YAML 1.1): would this string, written plain,
-/// read back as a bool, int, float, null, timestamp, merge key or value?
+/// The type PyYAML's implicit resolvers give a plain scalar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImplicitTag {
+    Bool,
+    Float,
+    Int,
+    Merge,
+    Null,
+    Timestamp,
+    Value,
+    Yaml,
+}
+
+/// Would this string, written plain, read back as a bool, int, float, null,
+/// timestamp, merge key or value?
 fn resolves_to_other_type(s: &str) -> bool {
-    static RESOLVERS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+    implicit_tag(s).is_some()
+}
+
+/// PyYAML's implicit resolvers (YAML 1.1, tried in PyYAML's order): the
+/// type of a plain scalar, None for a string.
+pub fn implicit_tag(s: &str) -> Option<ImplicitTag> {
+    static RESOLVERS: LazyLock<Vec<(ImplicitTag, &'static str, Regex)>> = LazyLock::new(|| {
         let table = [
             (
+                ImplicitTag::Bool,
                 "yYnNtTfFoO",
                 r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$",
             ),
             (
+                ImplicitTag::Float,
                 "-+0123456789.",
                 r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
             ),
             (
+                ImplicitTag::Int,
                 "-+0123456789",
                 r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
             ),
-            ("<", r"^(?:<<)$"),
-            ("~nN", r"^(?:~|null|Null|NULL)$"),
+            (ImplicitTag::Merge, "<", r"^(?:<<)$"),
+            (ImplicitTag::Null, "~nN", r"^(?:~|null|Null|NULL)$"),
             (
+                ImplicitTag::Timestamp,
                 "0123456789",
                 r"^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$",
             ),
-            ("=", r"^(?:=)$"),
-            ("!&*", r"^(?:!|&|\*)$"),
+            (ImplicitTag::Value, "=", r"^(?:=)$"),
+            (ImplicitTag::Yaml, "!&*", r"^(?:!|&|\*)$"),
         ];
         table
             .into_iter()
-            .filter_map(|(first, re)| Regex::new(re).ok().map(|re| (first, re)))
+            .filter_map(|(tag, first, re)| Regex::new(re).ok().map(|re| (tag, first, re)))
             .collect()
     });
     let Some(first) = s.chars().next() else {
-        return true; // '' resolves to null
+        return Some(ImplicitTag::Null); // '' resolves to null
     };
     // Python's `$` also matches before a final newline.
     let body = s.strip_suffix('\n').unwrap_or(s);
     RESOLVERS
         .iter()
-        .any(|(firsts, re)| firsts.contains(first) && (re.is_match(s) || re.is_match(body)))
+        .find(|(_, firsts, re)| firsts.contains(first) && (re.is_match(s) || re.is_match(body)))
+        .map(|(tag, _, _)| *tag)
 }
 
 /// PyYAML's `ScalarAnalysis`.
@@ -134,7 +170,7 @@ fn is_printable_unicode(c: char) -> bool {
         && c != '\u{FEFF}'
 }
 
-fn analyze(scalar: &str) -> Analysis {
+fn analyze(scalar: &str, allow_unicode: bool) -> Analysis {
     if scalar.is_empty() {
         return Analysis {
             empty: true,
@@ -194,7 +230,10 @@ fn analyze(scalar: &str) -> Analysis {
         if is_break(ch) {
             line_breaks = true;
         }
-        if !(ch == '\n' || ('\x20'..='\x7E').contains(&ch) || is_printable_unicode(ch)) {
+        if !(ch == '\n'
+            || ('\x20'..='\x7E').contains(&ch)
+            || (allow_unicode && is_printable_unicode(ch)))
+        {
             special = true;
         }
         if ch == ' ' {
@@ -270,6 +309,8 @@ struct Emitter {
     whitespace: bool,
     indention: bool,
     open_ended: bool,
+    /// PyYAML's `allow_unicode`: write printable non-ASCII as is (else escape it).
+    allow_unicode: bool,
 }
 
 impl Default for Emitter {
@@ -286,6 +327,7 @@ impl Default for Emitter {
             whitespace: true,
             indention: true,
             open_ended: false,
+            allow_unicode: false,
         }
     }
 }
@@ -354,7 +396,7 @@ impl Emitter {
                 Doc::Str(s) => s.as_str(),
                 _ => "",
             };
-            let analysis = analyze(key_text);
+            let analysis = analyze(key_text, self.allow_unicode);
             let simple = key_text.chars().count() < 128 && !analysis.empty && !analysis.multiline;
             if simple {
                 self.node(key, false, true, true);
@@ -395,7 +437,7 @@ impl Emitter {
     }
 
     fn process_scalar(&mut self, scalar: &Scalar) {
-        let analysis = analyze(&scalar.text);
+        let analysis = analyze(&scalar.text, self.allow_unicode);
         let split = !self.simple_key_context;
         match self.choose_style(scalar, &analysis) {
             Style::Plain => self.write_plain(&scalar.text, split),
@@ -563,8 +605,9 @@ impl Emitter {
                 Some(c) => {
                     "\"\\\u{85}\u{2028}\u{2029}\u{FEFF}".contains(c)
                         || !(('\x20'..='\x7E').contains(&c)
-                            || ('\u{A0}'..='\u{D7FF}').contains(&c)
-                            || ('\u{E000}'..='\u{FFFD}').contains(&c))
+                            || (self.allow_unicode
+                                && (('\u{A0}'..='\u{D7FF}').contains(&c)
+                                    || ('\u{E000}'..='\u{FFFD}').contains(&c))))
                 }
             };
             if needs_escape {

@@ -106,6 +106,11 @@ fn try_start(binary: &PathBuf) -> Option<Azurite> {
 }
 
 impl Azurite {
+    /// The Azurite process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:PORT/devstoreaccount1`.
     pub fn account_url(&self) -> String {
         format!("http://{}/{ACCOUNT}", self.addr)
@@ -196,6 +201,28 @@ fn account_sas() -> String {
     )
 }
 
+/// A service SAS scoped to one container (`sr=c`), the kind Azure ML's
+/// startPendingUpload hands out, with the given permissions (e.g. `rcwl`).
+pub fn container_sas(container: &str, permissions: &str) -> String {
+    let expiry = "2099-01-01T00:00:00Z";
+    let resource = format!("/blob/{ACCOUNT}/{container}");
+    // Version 2020-12-06+ string-to-sign: permissions, start, expiry, resource,
+    // identifier, IP, protocol, version, resource type, snapshot time,
+    // encryption scope, then the five response-header overrides.
+    let string_to_sign = format!(
+        "{permissions}\n\n{expiry}\n{resource}\n\n\nhttps,http\n{SAS_VERSION}\nc\n\n\n\n\n\n\n"
+    );
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = engine.decode(ACCOUNT_KEY).expect("account key is base64");
+    let signature = engine.encode(hmac_sha256(&key, string_to_sign.as_bytes()));
+    format!(
+        "sv={SAS_VERSION}&sr=c&sp={permissions}&se={}&spr=https,http&sig={}",
+        encode(expiry),
+        encode(&signature)
+    )
+}
+
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut block = [0u8; 64];
     if key.len() > 64 {
@@ -241,6 +268,10 @@ pub struct ProxyStats {
     pub injected_503: std::sync::atomic::AtomicU64,
     /// 0 = never; n = fail PUT number n, 2n, 3n… once each.
     pub fail_every_nth_put: std::sync::atomic::AtomicU64,
+    /// Answer every Copy Blob with 403 CannotVerifyCopySource, as Azure does
+    /// when the SAS cannot read the source (Azurite never checks it).
+    pub refuse_copies: std::sync::atomic::AtomicBool,
+    pub refused_copies: std::sync::atomic::AtomicU64,
 }
 
 impl ProxyStats {
@@ -253,6 +284,7 @@ impl ProxyStats {
         self.put_body_bytes.store(0, SeqCst);
         self.puts.store(0, SeqCst);
         self.injected_503.store(0, SeqCst);
+        self.refused_copies.store(0, SeqCst);
     }
 }
 
@@ -323,6 +355,11 @@ async fn forward(
         if every > 0 && n % every == 0 {
             stats.injected_503.fetch_add(1, SeqCst);
             return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "injected").into_response();
+        }
+        if parts.headers.contains_key("x-ms-copy-source") && stats.refuse_copies.load(SeqCst) {
+            stats.refused_copies.fetch_add(1, SeqCst);
+            let body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>CannotVerifyCopySource</Code><Message>This request is not authorized to perform this operation.</Message></Error>";
+            return (axum::http::StatusCode::FORBIDDEN, body).into_response();
         }
         stats.put_body_bytes.fetch_add(bytes.len() as u64, SeqCst);
     }

@@ -208,9 +208,9 @@ async fn handle(
             });
         }
         if method == Method::PATCH {
-            return patch_tags(&mut state, rest, &body);
+            return data_plane(&mut state, &uri, |state| patch_tags(state, rest, &body));
         }
-        return run_history(&mut state, &shared, rest);
+        return data_plane(&mut state, &uri, |state| run_history(state, &shared, rest));
     }
     if let Some(rest) = path.strip_prefix("/metric/v2.0") {
         return data_plane(&mut state, &uri, |state| metrics(state, rest, &body));
@@ -415,7 +415,7 @@ fn run_history(state: &mut State, shared: &Shared, rest: &str) -> Response {
         let children: Vec<Value> = state
             .logs
             .contains_key(&child)
-            .then(|| json!({"runId": child, "status": "Running", "startTimeUtc": "2026-11-25T08:01:00Z"}))
+            .then(|| json!({"runId": child, "parentRunId": parent, "status": "Running", "target": "cpu-cluster", "startTimeUtc": "2026-11-25T08:01:00Z"}))
             .into_iter()
             .collect();
         return ok(json!({"value": children}));
@@ -448,7 +448,8 @@ fn run_history(state: &mut State, shared: &Shared, rest: &str) -> Response {
     }))
 }
 
-/// Run History and metric routes take `api-version=v1.0`, like the real data plane.
+/// Every Run History and metric route takes `api-version=v1.0` (a required
+/// query parameter of each `RunHistory.*` operation in the schema).
 fn data_plane(
     state: &mut State,
     uri: &Uri,
