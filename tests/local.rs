@@ -898,3 +898,46 @@ fn only_show_errors_silences_azmls_own_lines_but_not_the_run_output() {
     );
     assert_eq!(submit_json(&quiet)["status"], "Completed");
 }
+
+#[test]
+fn mlflow_search_runs_filters_with_like_and_orders_by_a_metric() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "pick.py",
+        r#"
+import mlflow
+for name, acc in [("trial-1", 0.7), ("trial-2", 0.9), ("other", 0.8), ("trial-3", 0.8)]:
+    with mlflow.start_run(nested=True, run_name=name):
+        mlflow.log_metric("val acc", acc)
+ranked = mlflow.search_runs(
+    filter_string="tags.mlflow.runName LIKE 'trial-%'",
+    order_by=["metrics.`val acc` DESC"],
+    output_format="list",
+)
+print("ranked", [r.info.run_name for r in ranked])
+low = mlflow.search_runs(
+    filter_string="attributes.run_name ILIKE 'TRIAL-%' and metrics.`val acc` < 0.8",
+    output_format="list",
+)
+print("low", [r.info.run_name for r in low])
+try:
+    mlflow.search_runs(filter_string="metrics.acc > 1 OR metrics.acc < 0")
+except mlflow.exceptions.MlflowException as e:
+    print("refused", "OR" in str(e))
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "pick", "pick.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    assert!(
+        logs.contains("ranked ['trial-2', 'trial-3', 'trial-1']"),
+        "{logs}"
+    );
+    assert!(logs.contains("low ['trial-1']"), "{logs}");
+    assert!(logs.contains("refused True"), "{logs}");
+}

@@ -31,6 +31,7 @@
 
 pub mod git;
 pub mod launchers;
+mod mlflow_search;
 pub mod process;
 pub mod runner;
 pub mod ssh;

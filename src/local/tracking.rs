@@ -8,6 +8,7 @@
 //! to its own run and to runs the script creates under it. One server serves
 //! many runs at once (the sweep driver registers each child).
 
+use super::mlflow_search;
 use super::runner::MetricHook;
 use super::store::{MetricPoint, NewRun, RunRecord, RunStatus, Store, StoreError, now_ms};
 use axum::Router;
@@ -420,7 +421,13 @@ impl Call<'_> {
         let store = self.store();
         let metrics = latest_metrics(&store.metrics(&run.run_id)?);
         let params = store.params(&run.run_id)?;
-        let tags = &run.tags;
+        // MLflow keeps the `mlflow.runName` tag equal to the run name (a run renamed
+        // through runs/update included), and scripts filter on it.
+        let mut tags = run.tags.clone();
+        if let Some(name) = &run.display_name {
+            tags.entry("mlflow.runName".into())
+                .or_insert_with(|| name.clone());
+        }
         let kv = |m: &BTreeMap<String, String>| -> Vec<Value> {
             m.iter()
                 .map(|(k, v)| json!({"key": k, "value": v}))
@@ -431,7 +438,7 @@ impl Call<'_> {
             "data": {
                 "metrics": metrics.iter().map(metric_json).collect::<Vec<_>>(),
                 "params": kv(&params),
-                "tags": kv(tags),
+                "tags": kv(&tags),
             },
             "inputs": {},
         }))
@@ -669,10 +676,17 @@ impl Call<'_> {
                 .collect(),
             _ => Vec::new(),
         };
-        let filter = match self.opt_str("filter") {
-            Some(f) if !f.trim().is_empty() => Some(parse_filter(&f).map_err(invalid)?),
-            _ => None,
+        let filter = mlflow_search::parse_filter(&self.opt_str("filter").unwrap_or_default())
+            .map_err(invalid)?;
+        let order_by: Vec<String> = match self.args.get("order_by") {
+            Some(Value::Array(terms)) => terms
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
         };
+        // No run is ever soft-deleted here, so only DELETED_ONLY changes the answer.
+        let deleted_only = self.opt_str("run_view_type").as_deref() == Some("DELETED_ONLY");
         let max_results = self
             .args
             .get("max_results")
@@ -690,13 +704,11 @@ impl Call<'_> {
                 continue;
             }
             let json = self.run_json(&run)?;
-            if filter
-                .as_ref()
-                .is_none_or(|f| f.iter().all(|c| c.matches(&json)))
-            {
+            if !deleted_only && filter.matches(&json) {
                 matched.push(json);
             }
         }
+        mlflow_search::sort_runs(&mut matched, &order_by).map_err(invalid)?;
         let total = matched.len();
         let page: Vec<Value> = matched.into_iter().skip(offset).take(max_results).collect();
         let mut out = json!({"runs": page});
@@ -817,100 +829,6 @@ fn quote_bare_non_finite(text: &str) -> String {
     out
 }
 
-/// One clause of a `runs/search` filter: `metrics.x > 0.5`, `params.lr = '0.1'`,
-/// `tags.team != 'x'`, `attributes.status = 'FINISHED'`.
-#[derive(Debug, PartialEq)]
-struct Clause {
-    entity: String,
-    key: String,
-    op: String,
-    value: String,
-}
-
-fn parse_filter(filter: &str) -> Result<Vec<Clause>, String> {
-    let lower = filter.to_ascii_lowercase();
-    let mut clauses = Vec::new();
-    let mut start = 0;
-    for (i, _) in lower.match_indices(" and ") {
-        clauses.push(parse_clause(&filter[start..i])?);
-        start = i + 5;
-    }
-    clauses.push(parse_clause(&filter[start..])?);
-    Ok(clauses)
-}
-
-fn parse_clause(text: &str) -> Result<Clause, String> {
-    let text = text.trim();
-    let ops = ["!=", ">=", "<=", "=", ">", "<"];
-    let (pos, op) = ops
-        .iter()
-        .filter_map(|op| text.find(op).map(|p| (p, *op)))
-        .min_by_key(|(p, op)| (*p, std::cmp::Reverse(op.len())))
-        .ok_or_else(|| {
-            format!("unsupported filter clause '{text}' (azml supports =, !=, <, <=, >, >=)")
-        })?;
-    let lhs = text[..pos].trim();
-    let value = text[pos + op.len()..].trim();
-    let (entity, key) = lhs.split_once('.').ok_or_else(|| {
-        format!("unsupported filter key '{lhs}' (use metrics., params., tags. or attributes.)")
-    })?;
-    let entity = match entity {
-        "metric" | "metrics" => "metrics",
-        "param" | "params" | "parameter" | "parameters" => "params",
-        "tag" | "tags" => "tags",
-        "attribute" | "attributes" | "attr" | "run" => "attributes",
-        other => return Err(format!("unsupported filter entity '{other}'")),
-    };
-    let key = key.trim_matches(|c| c == '`' || c == '"');
-    let value = value.trim_matches(|c| c == '\'' || c == '"');
-    Ok(Clause {
-        entity: entity.into(),
-        key: key.into(),
-        op: op.into(),
-        value: value.into(),
-    })
-}
-
-impl Clause {
-    fn matches(&self, run: &Value) -> bool {
-        let actual: Option<Value> = match self.entity.as_str() {
-            "attributes" => run["info"].get(self.key.as_str()).cloned(),
-            entity => run["data"][entity].as_array().and_then(|items| {
-                items
-                    .iter()
-                    .find(|i| i["key"] == self.key.as_str())
-                    .map(|i| i["value"].clone())
-            }),
-        };
-        let Some(actual) = actual else {
-            return false;
-        };
-        if let (Some(a), Ok(b)) = (number_of(&actual), self.value.parse::<f64>())
-            && self.entity == "metrics"
-        {
-            return compare(a.partial_cmp(&b), &self.op);
-        }
-        let a = match &actual {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        compare(Some(a.as_str().cmp(self.value.as_str())), &self.op)
-    }
-}
-
-fn compare(ord: Option<std::cmp::Ordering>, op: &str) -> bool {
-    use std::cmp::Ordering::*;
-    match (ord, op) {
-        (Some(o), "=") => o == Equal,
-        (Some(o), "!=") => o != Equal,
-        (Some(o), ">") => o == Greater,
-        (Some(o), ">=") => o != Less,
-        (Some(o), "<") => o == Less,
-        (Some(o), "<=") => o != Greater,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -920,16 +838,6 @@ mod tests {
         let v = parse_lenient_json(br#"{"key": "loss", "value": NaN, "name": "a NaN b"}"#).unwrap();
         assert!(number_of(&v["value"]).unwrap().is_nan());
         assert_eq!(v["name"], "a NaN b");
-    }
-
-    #[test]
-    fn filter_clauses_parse_with_two_char_operators_first() {
-        let c = parse_filter("metrics.acc >= 0.5 and params.lr = '0.1'").unwrap();
-        assert_eq!(c[0].op, ">=");
-        assert_eq!(c[0].key, "acc");
-        assert_eq!(c[1].entity, "params");
-        assert_eq!(c[1].value, "0.1");
-        assert!(parse_filter("acc > 1").is_err());
     }
 
     #[test]
