@@ -111,7 +111,7 @@ EOF
 submit() {  # prints "<ms> <sync line>"
   local t0 t1 line
   t0=$(now_us)
-  line=$(cd "$p" && "$AZML" --verbose run submit-script -c box -e sync noop.py 2>&1 >/dev/null | grep -o 'synced.*' || true)
+  line=$(cd "$p" && "$AZML" --verbose run submit-script -c box -e sync noop.py 2>&1 >/dev/null | grep -o 'synced.*\|already on.*' || true)
   t1=$(now_us)
   awk -v t=$((t1 - t0)) -v l="$line" 'BEGIN {printf "%8.1f ms   %s\n", t/1000, l}'
 }

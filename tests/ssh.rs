@@ -1008,6 +1008,54 @@ fn a_failing_script_on_an_ssh_target_is_failed_and_azml_exits_1() {
     assert!(message.contains("code 3"), "{run}");
 }
 
+/// The common path: an unchanged snapshot is launched straight from the
+/// host's tree (no sync session); a host whose cache was wiped behind azml's
+/// back is synced again and the run still works.
+#[test]
+fn an_unchanged_resubmit_launches_from_the_hosts_tree_and_a_wiped_cache_is_resynced() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.write("data/input.txt", "payload\n");
+    p.write(
+        "read.py",
+        "import os\nprint(open('data/input.txt').read().strip(), os.access('read.py', os.W_OK))\nopen('outputs/o.txt', 'w').write('x')\n",
+    );
+    let submit = || {
+        let out = p.run(&[
+            "--verbose",
+            "run",
+            "submit-script",
+            "--ct",
+            "box",
+            "-e",
+            "e",
+            "read.py",
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        (submit_output_json(&out), stderr)
+    };
+    let (_, first) = submit();
+    assert!(first.contains("synced "), "{first}");
+    let (run, second) = submit();
+    assert!(second.contains("already on"), "{second}");
+    assert!(!second.contains("synced"), "{second}");
+    assert!(second.contains("payload True"), "{second}");
+    let run_id = run["runId"].as_str().expect("runId");
+    let local_output = walk(p.path())
+        .into_iter()
+        .find(|f| f.ends_with(format!("{run_id}/outputs/o.txt")));
+    assert!(
+        local_output.is_some(),
+        "outputs of {run_id} did not come back"
+    );
+    std::fs::remove_dir_all(server.remote_home.join(".azml")).expect("wipe the host cache");
+    let (_, third) = submit();
+    assert!(third.contains("synced "), "{third}");
+    assert!(third.contains("payload True"), "{third}");
+}
+
 #[test]
 fn ctrl_c_cancels_the_run_and_kills_the_remote_process_group() {
     let Some(server) = Sshd::start() else { return };

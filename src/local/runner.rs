@@ -54,6 +54,9 @@ pub struct Job {
     pub env: BTreeMap<String, String>,
     /// The run folder: the snapshot, and where `outputs/` and `logs/` appear.
     pub working_dir: PathBuf,
+    /// The snapshot the run folder was made from (`ContentSnapshotId`), when
+    /// known: remote launchers find its saved manifest (and the host's copy) by it.
+    pub snapshot_id: Option<String>,
 }
 
 /// A started process plus the way to stop it.

@@ -152,8 +152,10 @@ impl LocalWorkspace {
         store
             .set_supervisor(&run_id, std::process::id())
             .map_err(store_err)?;
+        // Other targets sync from the manifest later (maybe in another process).
+        let keep_manifest = target != super::launchers::LOCAL_TARGET;
         let (snapshot, snapshot_id) =
-            self.snapshot_into(&sub.source_dir, &store.run_dir(&run_id), ui)?;
+            self.snapshot_into(&sub.source_dir, &store.run_dir(&run_id), keep_manifest, ui)?;
         let mut id = Map::new();
         id.insert("ContentSnapshotId".into(), Value::String(snapshot_id));
         store.add_properties(&run_id, &id).map_err(store_err)?;
@@ -180,6 +182,7 @@ impl LocalWorkspace {
         &self,
         source_dir: &Path,
         run_dir: &Path,
+        keep_manifest: bool,
         ui: &dyn SubmitUi,
     ) -> WsResult<(crate::snapshot::Summary, String)> {
         let snapshot_err = |e: crate::snapshot::SnapshotError| {
@@ -197,6 +200,9 @@ impl LocalWorkspace {
         store
             .materialize(&snap.manifest, run_dir, materialize_mode())
             .map_err(snapshot_err)?;
+        if keep_manifest {
+            store.save_manifest(&snap.manifest).map_err(snapshot_err)?;
+        }
         let rules = match &snap.ignore_file {
             Some(file) => format!(
                 " (ignoring what {} lists)",
@@ -359,6 +365,11 @@ pub async fn run_prepared(
         args: launch.args,
         env,
         working_dir: store.run_dir(run_id),
+        snapshot_id: run
+            .properties
+            .get("ContentSnapshotId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     };
     drop(store);
     let result = execute(launcher.as_ref(), &job, &opts).await;

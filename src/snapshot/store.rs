@@ -151,6 +151,46 @@ impl Store {
         Ok((Manifest { entries }, todo.len()))
     }
 
+    /// Keep `manifest` under its id, for a later step that needs the file
+    /// list without walking and hashing again (the SSH sync, perhaps in a
+    /// detached supervisor). Written once per id, atomically.
+    pub fn save_manifest(&self, manifest: &Manifest) -> Result<(), SnapshotError> {
+        let path = self.manifest_path(&manifest.id());
+        if path.exists() {
+            return Ok(());
+        }
+        let write_err = |e| SnapshotError::Write {
+            path: path.clone(),
+            source: e,
+        };
+        let dir = self.root.join("manifests");
+        std::fs::create_dir_all(&dir).map_err(write_err)?;
+        let tmp = self.root.join("tmp").join(format!(
+            "manifest.{}.{}",
+            std::process::id(),
+            manifest.id()
+        ));
+        let json = serde_json::to_vec(manifest).map_err(|e| write_err(e.into()))?;
+        std::fs::write(&tmp, json).map_err(write_err)?;
+        std::fs::rename(&tmp, &path).map_err(write_err)
+    }
+
+    /// The manifest saved under `id`, if there is one (and it reads back).
+    pub fn load_manifest(&self, id: &str) -> Option<Manifest> {
+        let valid = !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !valid {
+            return None;
+        }
+        let data = std::fs::read(self.manifest_path(id)).ok()?;
+        serde_json::from_slice::<Manifest>(&data)
+            .ok()
+            .filter(|m| m.id() == id)
+    }
+
+    fn manifest_path(&self, id: &str) -> PathBuf {
+        self.root.join("manifests").join(format!("{id}.json"))
+    }
+
     /// The object holding `entry`'s content.
     pub fn object_path(&self, entry: &ManifestEntry) -> PathBuf {
         self.object_for(&entry.hash, entry.executable)

@@ -106,12 +106,12 @@ impl Ssh {
         opt(format!("ConnectTimeout={CONNECT_TIMEOUT_SECS}"));
         opt("ServerAliveInterval=5".into());
         opt("ServerAliveCountMax=3".into());
-        match &self.ctx.control_dir {
-            Some(dir) => {
+        match self.control_socket() {
+            Some(socket) => {
                 opt("ControlMaster=auto".into());
                 opt(format!(
-                    "ControlPath={}/%C",
-                    escape_percent(&dir.to_string_lossy())
+                    "ControlPath={}",
+                    escape_percent(&socket.to_string_lossy())
                 ));
                 opt(format!("ControlPersist={CONTROL_PERSIST_SECS}"));
             }
@@ -134,6 +134,28 @@ impl Ssh {
             args.push(escape_percent(&key.to_string_lossy()).into());
         }
         args
+    }
+
+    /// A short stable name for this host as azml addresses it (address, port,
+    /// user): names its shared-connection socket and the workspace's record of
+    /// what the host has cached.
+    pub fn host_id(&self) -> String {
+        let t = &self.target;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(t.address.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(t.port.map(|p| p.to_string()).unwrap_or_default().as_bytes());
+        hasher.update(&[0]);
+        hasher.update(t.username.as_deref().unwrap_or_default().as_bytes());
+        hasher.finalize().to_hex()[..16].to_string()
+    }
+
+    /// The ControlMaster socket. Named by azml (not ssh's `%C`) so that azml
+    /// can tell without running `ssh -O check` (a process start) whether a
+    /// shared connection is up.
+    pub fn control_socket(&self) -> Option<PathBuf> {
+        let dir = self.ctx.control_dir.as_ref()?;
+        Some(dir.join(self.host_id()))
     }
 
     /// `ssh <options> -- <host> sh -c '<script>'`: the script runs under a
@@ -290,6 +312,20 @@ impl Ssh {
         if self.ctx.control_dir.is_none() || self.control_ok("check") {
             return Ok(());
         }
+        self.connect()
+    }
+
+    /// Like [`Ssh::ensure_master`], but trusts an existing socket instead of
+    /// asking the master (saves an `ssh` start per run). A stale socket is
+    /// harmless: the next `ssh` with `ControlMaster=auto` replaces it.
+    pub fn ensure_master_quick(&self) -> Result<(), SshError> {
+        match self.control_socket() {
+            Some(socket) if !socket.exists() => self.connect(),
+            _ => Ok(()),
+        }
+    }
+
+    fn connect(&self) -> Result<(), SshError> {
         self.run("connecting", "true", b"").map(|_| ())
     }
 
@@ -303,9 +339,17 @@ impl Ssh {
                 detail: "needs connection sharing (no private socket folder)".into(),
             });
         }
-        self.ensure_master()?;
+        self.ensure_master_quick()?;
         let spec = format!("127.0.0.1:0:127.0.0.1:{local_port}");
-        let out = self.control_output("forward", &["-R".into(), spec])?;
+        let args = ["-R".to_string(), spec];
+        // A stale socket (the master died): connect again, then ask once more.
+        let out = match self.control_output("forward", &args) {
+            Ok(out) => out,
+            Err(_) => {
+                self.connect()?;
+                self.control_output("forward", &args)?
+            }
+        };
         let text = String::from_utf8_lossy(&out);
         text.trim().parse::<u16>().map_err(|_| SshError::Remote {
             host: self.target.display(),
@@ -318,6 +362,23 @@ impl Ssh {
     pub fn cancel_forward(&self, remote_port: u16, local_port: u16) {
         let spec = format!("127.0.0.1:{remote_port}:127.0.0.1:{local_port}");
         let _ = self.control_output("cancel", &["-R".into(), spec]);
+    }
+
+    /// [`Ssh::cancel_forward`] without waiting: nobody needs the answer, and
+    /// the `ssh -O cancel` process finishes on its own even if azml exits first.
+    pub fn cancel_forward_detached(&self, remote_port: u16, local_port: u16) {
+        let spec = format!("127.0.0.1:{remote_port}:127.0.0.1:{local_port}");
+        let spawned = Command::new("ssh")
+            .args(self.control_argv("cancel", &["-R".into(), spec]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn();
+        if let Ok(mut child) = spawned {
+            // Reap it in the background; it never holds azml's output pipes.
+            std::thread::spawn(move || child.wait());
+        }
     }
 
     /// Stop the shared connection now instead of after `ControlPersist`.
@@ -449,12 +510,14 @@ mod tests {
 
     #[test]
     fn argv_has_batch_mode_sharing_and_host_key_policy() {
-        let argv = strings(ssh(Some(2222), true).argv("echo hi"));
+        let box_ssh = ssh(Some(2222), true);
+        let argv = strings(box_ssh.argv("echo hi"));
+        let control_path = format!("ControlPath=/tmp/azml-ssh-1/{}", box_ssh.host_id());
         for want in [
             "BatchMode=yes",
             "StrictHostKeyChecking=accept-new",
             "ControlMaster=auto",
-            "ControlPath=/tmp/azml-ssh-1/%C",
+            control_path.as_str(),
             "UserKnownHostsFile=\"/ws/ssh/known_hosts\" \"/home/alice-nonexistent/.ssh/known_hosts\" \"/home/alice-nonexistent/.ssh/known_hosts2\"",
         ] {
             assert!(
@@ -477,6 +540,17 @@ mod tests {
                 "sh -c 'echo hi'"
             ]
         );
+    }
+
+    #[test]
+    fn host_ids_differ_by_port_and_user_and_stay_short() {
+        let a = ssh(Some(2222), true).host_id();
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, ssh(None, true).host_id());
+        let mut other_user = ssh(Some(2222), true);
+        other_user.target.username = Some("bob".into());
+        assert_ne!(a, other_user.host_id());
+        assert_eq!(a, ssh(Some(2222), false).host_id());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! group) and what happens after (fetch `outputs/`/`logs/`, notice a lost
 //! connection and fail the run with the reason).
 
-use super::remote::{self, Finish, HostRunState};
+use super::remote::{self, Finish, HostRunState, LaunchStatus, LaunchTrailer};
 use super::sync::{self, SyncEntry};
 use super::{Ssh, SshContext, SshError, SshTarget};
 use crate::local::runner::{Job, Launched, Launcher, RunnerError, STD_LOG};
@@ -30,6 +30,12 @@ pub struct SshLauncher {
     ssh: Ssh,
     /// The host's `$HOME` as `attach` found it, for artifact locations.
     remote_home: Option<String>,
+    /// The workspace's local snapshot store (manifests and objects to send).
+    snapshots: std::path::PathBuf,
+    /// One empty file per snapshot tree this host is known to have: lets the
+    /// common path skip asking. A hint only: a host without the tree says so
+    /// and the launcher syncs and launches again.
+    known_trees: std::path::PathBuf,
     jobs: Mutex<HashMap<String, Arc<Mutex<JobState>>>>,
 }
 
@@ -46,7 +52,19 @@ struct JobState {
     unreachable: bool,
     /// `outputs/` and `logs/` are back already.
     fetched: bool,
+    /// How the launch session's stderr ended (its trailer), once it has.
+    trailer: Option<std::sync::mpsc::Receiver<LaunchTrailer>>,
 }
+
+/// A launch session that reported `ready`.
+struct Started {
+    child: tokio::process::Child,
+    nonce: String,
+    trailer: std::sync::mpsc::Receiver<LaunchTrailer>,
+}
+
+/// How long a finished launch session's stderr may take to deliver its trailer.
+const TRAILER_WAIT: Duration = Duration::from_secs(2);
 
 impl SshLauncher {
     pub fn new(
@@ -54,9 +72,17 @@ impl SshLauncher {
         workspace_root: &Path,
         remote_home: Option<String>,
     ) -> Result<Self, SshError> {
+        let ssh = Ssh::new(target, SshContext::for_workspace(workspace_root))?;
+        let known_trees = workspace_root
+            .join("ssh")
+            .join("hosts")
+            .join(ssh.host_id())
+            .join("trees");
         Ok(SshLauncher {
-            ssh: Ssh::new(target, SshContext::for_workspace(workspace_root))?,
+            ssh,
             remote_home,
+            snapshots: workspace_root.join("snapshots"),
+            known_trees,
             jobs: Mutex::new(HashMap::new()),
         })
     }
@@ -98,38 +124,73 @@ impl SshLauncher {
             .clone()
     }
 
-    fn spawn_blocking_part(&self, job: &Job) -> Result<(String, Vec<String>), SshError> {
-        let entries = snapshot_entries(&job.working_dir)?;
+    /// Start the job in one ssh session (see [`remote::tree_launch_script`]).
+    /// Everything else overlaps with it: the tracking forward and the local
+    /// artifact-location record run alongside; a sync happens first only when
+    /// this host is not known to have the snapshot's tree.
+    fn launch(&self, job: &Job, state: &Mutex<JobState>) -> Result<Launched, SshError> {
+        self.ssh.ensure_master_quick()?;
+        self.ssh.ensure_known_hosts_dir()?;
         let local_tracking = tracking_port(&job.env);
-        // Sync and the tracking forward are independent: one shared connection, both at once.
-        self.ssh.ensure_master()?;
-        let (report, remote_tracking) = std::thread::scope(|s| {
+        let (started, forwarded, artifact_uri) = std::thread::scope(|s| {
             let forward = s.spawn(|| {
                 local_tracking
                     .map(|port| self.ssh.forward_remote(port))
                     .transpose()
             });
-            let report = sync::sync(&self.ssh, &job.run_id, HELPER_PYTHON, &entries);
-            let forwarded = forward.join().unwrap_or_else(|_| {
-                Err(SshError::io(
-                    "tracking forward",
-                    std::io::Error::other("thread panicked"),
-                ))
-            });
-            (report, forwarded)
+            let artifacts = s.spawn(|| self.point_artifacts_at_the_host(job));
+            let started = self.start_with_tree(job);
+            let forwarded = forward
+                .join()
+                .unwrap_or_else(|_| Err(panicked("tracking forward")));
+            (started, forwarded, artifacts.join().ok().flatten())
         });
-        let (report, remote_tracking) = (report?, remote_tracking?);
-        tracing::info!(
-            "synced {} files to {} ({} new, {} bytes sent)",
-            report.files,
-            self.ssh.target.display(),
-            report.objects_sent,
-            report.bytes_sent
-        );
-        if let (Some(r), Some(l)) = (remote_tracking, local_tracking) {
-            lock(&self.state(&job.run_id)).forward = Some((r, l));
+        let forward = match (forwarded, local_tracking) {
+            (Ok(Some(remote)), Some(local)) => Some((remote, local)),
+            (Ok(_), _) => None,
+            (Err(e), _) => return Err(e),
+        };
+        let Started {
+            mut child,
+            nonce,
+            trailer,
+        } = match started {
+            Ok(started) => started,
+            Err(e) => {
+                if let Some((remote, local)) = forward {
+                    self.ssh.cancel_forward_detached(remote, local);
+                }
+                return Err(e);
+            }
+        };
+        {
+            let mut st = lock(state);
+            st.forward = forward;
+            st.trailer = Some(trailer);
         }
-        let artifact_uri = self.point_artifacts_at_the_host(job);
+        let env_script = self.env_script(job, artifact_uri, forward.map(|(r, _)| r))?
+            + &remote::launch_env_end(&nonce);
+        if let Some(mut stdin) = child.stdin.take() {
+            // The environment (with the tracking token) goes over stdin, then EOF.
+            tokio::spawn(async move {
+                let _ = stdin.write_all(env_script.as_bytes()).await;
+            });
+        }
+        Ok(Launched {
+            child,
+            stop: Box::new(|_| {}),
+            pgid: None,
+        })
+    }
+
+    /// The variables for the host: the job's, minus what only means something
+    /// here, with tracking and artifacts pointed at the host's ends.
+    fn env_script(
+        &self,
+        job: &Job,
+        artifact_uri: Option<String>,
+        remote_tracking: Option<u16>,
+    ) -> Result<String, SshError> {
         let mut env: Vec<(String, String)> = job
             .env
             .iter()
@@ -139,47 +200,145 @@ impl SshLauncher {
         if let Some(uri) = artifact_uri {
             env.push(("MLFLOW_ARTIFACT_URI".into(), uri));
         }
-        let env_script = remote::env_script(&env, remote_tracking)?;
+        remote::env_script(&env, remote_tracking)
+    }
+
+    /// Launch from the snapshot's tree; sync first when the host is not known
+    /// to have it, and again (once) when the host turns out not to.
+    fn start_with_tree(&self, job: &Job) -> Result<Started, SshError> {
+        let known = job
+            .snapshot_id
+            .as_deref()
+            .filter(|id| sync::check_tree_id(id).is_ok() && self.known_tree(id).exists());
+        let tree = match known {
+            Some(id) => {
+                tracing::info!(
+                    "snapshot {} is already on {}: nothing to send",
+                    &id[..12],
+                    self.ssh.target.display()
+                );
+                id.to_string()
+            }
+            None => self.sync_tree(job)?,
+        };
+        if let Some(started) = self.start(job, &tree)? {
+            return Ok(started);
+        }
+        // The host lost it (its ~/.azml was cleaned): forget, sync, launch again.
+        let _ = std::fs::remove_file(self.known_tree(&tree));
+        let tree = self.sync_tree(job)?;
+        self.start(job, &tree)?.ok_or_else(|| SshError::Remote {
+            host: self.ssh.target.display(),
+            what: "preparing the run folder".into(),
+            detail: format!("snapshot tree {tree} is still missing after a sync"),
+        })
+    }
+
+    /// Send what the host lacks of the job's snapshot and build its tree there.
+    fn sync_tree(&self, job: &Job) -> Result<String, SshError> {
+        let (tree, entries) = self.snapshot_entries(job)?;
+        let report = sync::ensure_tree(&self.ssh, &tree, HELPER_PYTHON, &entries)?;
+        tracing::info!(
+            "synced {} files to {} ({} new, {} bytes sent)",
+            report.files,
+            self.ssh.target.display(),
+            report.objects_sent,
+            report.bytes_sent
+        );
+        let marker = self.known_tree(&tree);
+        if let Some(dir) = marker.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&marker, b"");
+        Ok(tree)
+    }
+
+    /// The snapshot's files from its saved manifest (nothing hashed again);
+    /// a run prepared without one falls back to hashing its folder.
+    fn snapshot_entries(&self, job: &Job) -> Result<(String, Vec<SyncEntry>), SshError> {
+        let saved = job.snapshot_id.as_deref().and_then(|id| {
+            let store = crate::snapshot::Store::open(&self.snapshots).ok()?;
+            let manifest = store.load_manifest(id)?;
+            Some((id.to_string(), SyncEntry::from_manifest(&store, &manifest)))
+        });
+        if let Some(found) = saved {
+            return Ok(found);
+        }
+        let entries = folder_entries(&job.working_dir)?;
+        Ok((sync::tree_id(&entries), entries))
+    }
+
+    fn known_tree(&self, tree: &str) -> std::path::PathBuf {
+        self.known_trees.join(tree)
+    }
+
+    /// Open the launch session and wait for it to report. `None`: the host
+    /// lacks the tree and nothing was started.
+    fn start(&self, job: &Job, tree: &str) -> Result<Option<Started>, SshError> {
+        let nonce = format!("azml-{}", uuid::Uuid::new_v4().simple());
         let mut argv = vec![job.program.clone()];
         argv.extend(job.args.iter().cloned());
-        Ok((env_script, argv))
+        let script = remote::tree_launch_script(&job.run_id, tree, &nonce, &argv);
+        let pipe_err = |e| SshError::io("creating a pipe for the run's stderr", e);
+        let (raw_read, raw_write) = std::io::pipe().map_err(pipe_err)?;
+        let (seen_read, seen_write) = std::io::pipe().map_err(pipe_err)?;
+        let mut command = self.ssh.tokio_command(&script);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(raw_write)
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(SshError::Spawn);
+        drop(command); // our copy of the pipe's write end: EOF must mean ssh ended
+        let mut child = child?;
+        let (status_tx, status_rx) = std::sync::mpsc::channel();
+        let (trailer_tx, trailer_rx) = std::sync::mpsc::channel();
+        let filter_nonce = nonce.clone();
+        let dest = job.working_dir.clone();
+        std::thread::spawn(move || {
+            let trailer =
+                remote::filter_launch_stderr(raw_read, seen_write, &filter_nonce, &dest, status_tx);
+            let _ = trailer_tx.send(trailer);
+        });
+        match status_rx.recv() {
+            Ok(LaunchStatus::Ready) => {
+                let stderr = std::process::ChildStderr::from(std::os::fd::OwnedFd::from(seen_read));
+                child.stderr = Some(
+                    tokio::process::ChildStderr::from_std(stderr)
+                        .map_err(|e| SshError::io("reading the run's stderr", e))?,
+                );
+                Ok(Some(Started {
+                    child,
+                    nonce,
+                    trailer: trailer_rx,
+                }))
+            }
+            Ok(LaunchStatus::NoTree) => Ok(None),
+            Ok(LaunchStatus::Ended(said)) => {
+                Err(self
+                    .ssh
+                    .failure("starting the run", Some(super::command::SSH_FAILURE), &said))
+            }
+            Err(_) => Err(panicked("reading the run's stderr")),
+        }
     }
+}
+
+fn panicked(what: &str) -> SshError {
+    SshError::io(what, std::io::Error::other("thread panicked"))
 }
 
 impl Launcher for SshLauncher {
     fn spawn(&self, job: &Job) -> Result<Launched, RunnerError> {
         let state = self.state(&job.run_id);
-        let (env_script, argv) =
-            blocking_section(|| self.spawn_blocking_part(job)).map_err(launch_err)?;
-        let mut child = self
-            .ssh
-            .tokio_command(&remote::launch_script(&job.run_id, &argv))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| RunnerError::Spawn {
-                program: "ssh".into(),
-                source,
-            })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // The environment (with the tracking token) goes over stdin, then EOF.
-            tokio::spawn(async move {
-                let _ = stdin.write_all(env_script.as_bytes()).await;
-            });
-        }
+        let mut launched = blocking_section(|| self.launch(job, &state)).map_err(launch_err)?;
         let ssh = self.ssh.clone();
         let target = StopTarget {
             run_id: job.run_id.clone(),
             working_dir: job.working_dir.clone(),
         };
-        let stop = Box::new(move |force: bool| stop(&ssh, &target, &state, force));
-        Ok(Launched {
-            child,
-            stop,
-            pgid: None,
-        })
+        launched.stop = Box::new(move |force: bool| stop(&ssh, &target, &state, force));
+        Ok(launched)
     }
 
     fn collect(&self, job: &Job) -> Result<(), RunnerError> {
@@ -195,15 +354,14 @@ impl SshLauncher {
             (Some(reason), true) => self.recheck_after_reconnect(&job.run_id, reason),
             (lost, _) => lost,
         };
-        let fetched = std::thread::scope(|s| {
-            if let Some((remote, local)) = state.forward {
-                s.spawn(move || self.ssh.cancel_forward(remote, local));
-            }
-            if state.fetched {
-                return Ok(0);
-            }
-            remote::fetch_outputs(&self.ssh, &job.run_id, &job.working_dir)
-        });
+        if let Some((remote, local)) = state.forward {
+            // Nothing waits for this: the run is over either way.
+            self.ssh.cancel_forward_detached(remote, local);
+        }
+        let fetched = match state.fetched {
+            true => Ok(0),
+            false => remote::fetch_outputs(&self.ssh, &job.run_id, &job.working_dir),
+        };
         if let Some(reason) = lost {
             return Err(RunnerError::Launch(reason));
         }
@@ -266,7 +424,7 @@ fn stop(ssh: &Ssh, job: &StopTarget, state: &Mutex<JobState>, force: bool) {
         });
         return;
     }
-    if lock(state).fetched {
+    if lock(state).fetched || trailer_arrived(state) {
         return;
     }
     let host = ssh.target.display();
@@ -302,6 +460,35 @@ fn stop(ssh: &Ssh, job: &StopTarget, state: &Mutex<JobState>, force: bool) {
     }
 }
 
+/// The launch session ended the normal way: the host killed what was left of
+/// the run's group and sent outputs/logs back with it. Waits (bounded) for
+/// the stderr filter only once; a session still running (a cancel's first
+/// forced stop) simply has no trailer yet.
+fn trailer_arrived(state: &Mutex<JobState>) -> bool {
+    let Some(rx) = lock(state).trailer.take() else {
+        return false;
+    };
+    let arrived = match rx.recv_timeout(TRAILER_WAIT) {
+        Ok(LaunchTrailer {
+            outputs: Some(Ok(bytes)),
+        }) => {
+            tracing::debug!("outputs came back with the run ({bytes} bytes)");
+            true
+        }
+        Ok(LaunchTrailer {
+            outputs: Some(Err(e)),
+        }) => {
+            tracing::warn!("unpacking the run's outputs failed: {e}; fetching them again");
+            false
+        }
+        _ => false,
+    };
+    if arrived {
+        lock(state).fetched = true;
+    }
+    arrived
+}
+
 /// What a stop closure needs to know about its job.
 struct StopTarget {
     run_id: String,
@@ -309,7 +496,7 @@ struct StopTarget {
 }
 
 /// Files of the local run folder to send: the snapshot, not azml's own log.
-fn snapshot_entries(working_dir: &Path) -> Result<Vec<SyncEntry>, SshError> {
+fn folder_entries(working_dir: &Path) -> Result<Vec<SyncEntry>, SshError> {
     let mut entries = SyncEntry::from_dir(working_dir)
         .map_err(|e| SshError::io(format!("reading the snapshot {}", working_dir.display()), e))?;
     let own_log_dir = Path::new(STD_LOG).parent().unwrap_or(Path::new(""));

@@ -188,17 +188,10 @@ pub fn env_script(
 /// The host-side script that starts the command in its own session (so the
 /// whole process group can be killed), records its pid and exit status, and
 /// reads the environment from stdin so secrets never sit in argv or on disk.
+/// The run folder must have been synced already (see [`tree_launch_script`]
+/// for the one-round-trip launch the runner uses).
 pub fn launch_script(run_id: &str, argv: &[String]) -> String {
-    // v1's default interpreter `python` may be called `python3` on the host.
-    let (pick_python, cmd) = match argv.split_first() {
-        Some((first, rest)) if is_python(first) => (
-            pick_python_script(first),
-            format!("\"$PY\" {}", quote_all(rest))
-                .trim_end()
-                .to_string(),
-        ),
-        _ => (String::new(), quote_all(argv)),
-    };
+    let (pick_python, cmd) = command_line(argv);
     format!(
         r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}
 {pick_python}
@@ -206,18 +199,194 @@ mkdir -p "$S" && cd "$R" || {{ echo "azml: run folder $R is missing on the host"
 eval "$(cat)" || exit 125
 mkdir -p outputs logs
 rm -f "$S/exit"
-if command -v setsid >/dev/null 2>&1; then
-  setsid {cmd} </dev/null &
+{start}
+exit "$rc""#,
+        run = quote(run_id),
+        start = START.replace("CMD", &cmd),
+    )
+}
+
+/// The whole remote run in one ssh session, the runner's common path:
+/// copy the run folder out of the host's pristine tree of the snapshot
+/// (`cp -R`, no Python start), report `ready`, read the environment from
+/// stdin, run the command in its own session, KILL what is left of its
+/// process group, and send `outputs/` and `logs/` back as a tar stream on
+/// stderr after a marker line. Marker lines are `<nonce> <word>` on stderr
+/// (see [`filter_launch_stderr`]): `notree` (the host lacks the tree: sync
+/// and launch again), `ready`, then `tar` + the archive or `none`.
+pub fn tree_launch_script(run_id: &str, tree: &str, nonce: &str, argv: &[String]) -> String {
+    let (pick_python, cmd) = command_line(argv);
+    format!(
+        r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}; T="$HOME/.azml/trees/"{tree}; N={nonce}
+[ -d "$T" ] || {{ printf '%s notree\n' "$N" >&2; exit 0; }}
+mkdir -p "$S" "$R" && cp -R "$T/." "$R/" && cd "$R" || {{ echo "azml: cannot create the run folder $R on the host" >&2; exit 125; }}
+printf '%s ready\n' "$N" >&2
+{pick_python}
+eval "$(cat)" || exit 125
+[ "$AZML_LAUNCH" = "$N" ] || {{ echo "azml: the run's environment did not arrive" >&2; exit 125; }}
+unset AZML_LAUNCH
+mkdir -p outputs logs
+{start}
+kill -KILL -$pid 2>/dev/null
+has=; for f in outputs/* outputs/.[!.]* logs/* logs/.[!.]*; do [ -e "$f" ] && {{ has=1; break; }}; done
+if [ -n "$has" ]; then printf '%s tar\n' "$N" >&2; tar cf - outputs logs >&2; else printf '%s none\n' "$N" >&2; fi
+exit "$rc""#,
+        run = quote(run_id),
+        tree = quote(tree),
+        nonce = quote(nonce),
+        start = START.replace("CMD", &cmd),
+    )
+}
+
+/// The last line of the environment the tree launch reads: proves the
+/// environment arrived whole (a launcher that gave up sends nothing).
+pub fn launch_env_end(nonce: &str) -> String {
+    format!("AZML_LAUNCH={}\n", quote(nonce))
+}
+
+/// Start `$cmd` in its own session, record its pid, wait, record `$rc`.
+const START: &str = r#"if command -v setsid >/dev/null 2>&1; then
+  setsid CMD </dev/null &
 else
-  python3 -c 'import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' {cmd} </dev/null &
+  python3 -c 'import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' CMD </dev/null &
 fi
 pid=$!
 echo "$pid" > "$S/pid"
 wait "$pid"; rc=$?
-echo "$rc" > "$S/exit"
-exit "$rc""#,
-        run = quote(run_id),
-    )
+echo "$rc" > "$S/exit""#;
+
+/// The `$PY` picking lines and the quoted command line for `argv`.
+fn command_line(argv: &[String]) -> (String, String) {
+    // v1's default interpreter `python` may be called `python3` on the host.
+    match argv.split_first() {
+        Some((first, rest)) if is_python(first) => (
+            pick_python_script(first),
+            format!("\"$PY\" {}", quote_all(rest))
+                .trim_end()
+                .to_string(),
+        ),
+        _ => (String::new(), quote_all(argv)),
+    }
+}
+
+/// What the launch session reported before the command started.
+#[derive(Debug)]
+pub enum LaunchStatus {
+    /// The run folder is in place; the launch waits for the environment.
+    Ready,
+    /// The host lacks the snapshot's tree: nothing was started.
+    NoTree,
+    /// The session ended before saying anything (what it printed, for the error).
+    Ended(Vec<u8>),
+}
+
+/// How the launch session ended, as its stderr told.
+#[derive(Debug, Default)]
+pub struct LaunchTrailer {
+    /// `Some` when the trailer arrived: the command ended on the host, its
+    /// leftovers were killed and outputs/logs are back (bytes of tar), or why
+    /// unpacking them failed.
+    pub outputs: Option<Result<u64, String>>,
+}
+
+/// Passes the launch session's stderr (`raw`) through to `out` (the run's
+/// stderr as the runner sees it) minus the marker lines: reports the status
+/// on `status`, and unpacks the trailer's tar of outputs/logs into `dest`.
+pub fn filter_launch_stderr(
+    mut raw: impl std::io::Read,
+    mut out: impl std::io::Write,
+    nonce: &str,
+    dest: &Path,
+    status: std::sync::mpsc::Sender<LaunchStatus>,
+) -> LaunchTrailer {
+    let marker = format!("{nonce} ").into_bytes();
+    let mut trailer = LaunchTrailer::default();
+    let mut early: Option<Vec<u8>> = Some(Vec::new());
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let mut emit = |bytes: &[u8], early: &mut Option<Vec<u8>>| {
+        if let Some(e) = early.as_mut().filter(|e| e.len() < 8192) {
+            e.extend_from_slice(bytes);
+        }
+        // The runner may have stopped reading; the bytes are in the run log anyway.
+        let _ = out.write_all(bytes);
+    };
+    loop {
+        let n = match raw.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        loop {
+            let (before, line) = take_marker_line(&mut pending, &marker);
+            emit(&before, &mut early);
+            let Some(line) = line else { break };
+            match line.word.as_slice() {
+                b"ready" | b"notree" => {
+                    let word = if line.word == b"ready" {
+                        LaunchStatus::Ready
+                    } else {
+                        LaunchStatus::NoTree
+                    };
+                    early = None;
+                    let _ = status.send(word);
+                }
+                b"none" => {
+                    let made = ["outputs", "logs"]
+                        .iter()
+                        .try_for_each(|d| std::fs::create_dir_all(dest.join(d)));
+                    trailer.outputs = Some(made.map(|_| 0).map_err(|e| e.to_string()));
+                }
+                b"tar" => {
+                    let rest = std::io::Cursor::new(std::mem::take(&mut pending));
+                    let mut stream = std::io::Read::chain(rest, &mut raw);
+                    let unpacked = unpack(&mut stream, dest).map_err(|e| e.to_string());
+                    let _ = std::io::copy(&mut stream, &mut std::io::sink());
+                    trailer.outputs = Some(unpacked);
+                    return trailer;
+                }
+                _ => {}
+            }
+        }
+    }
+    emit(&std::mem::take(&mut pending), &mut early);
+    if let Some(said) = early {
+        let _ = status.send(LaunchStatus::Ended(said));
+    }
+    trailer
+}
+
+/// One `<marker><word>\n` line found in the stream.
+#[derive(Debug, PartialEq, Eq)]
+struct MarkerLine {
+    word: Vec<u8>,
+}
+
+/// Take the output that precedes a complete marker line, and the line (the
+/// rest stays in `pending`); without one, take all but a tail that could be
+/// the start of a marker split across reads.
+fn take_marker_line(pending: &mut Vec<u8>, marker: &[u8]) -> (Vec<u8>, Option<MarkerLine>) {
+    if let Some(at) = find(pending, marker) {
+        let before: Vec<u8> = pending.drain(..at).collect();
+        let Some(nl) = pending[marker.len()..].iter().position(|&b| b == b'\n') else {
+            return (before, None);
+        };
+        let word = pending[marker.len()..marker.len() + nl].to_vec();
+        pending.drain(..marker.len() + nl + 1);
+        return (before, Some(MarkerLine { word }));
+    }
+    let keep = (1..marker.len().min(pending.len() + 1))
+        .rev()
+        .find(|&k| pending.ends_with(&marker[..k]))
+        .unwrap_or(0);
+    let cut = pending.len() - keep;
+    (pending.drain(..cut).collect(), None)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// `python`, `python3` or an absolute path to one: the interpreter may be
@@ -448,7 +617,7 @@ fn stream_tar(ssh: &Ssh, what: &str, script: &str, dest: &Path) -> Result<(i32, 
     }
 }
 
-fn unpack(stream: impl std::io::Read, dest: &Path) -> std::io::Result<u64> {
+pub(super) fn unpack(stream: impl std::io::Read, dest: &Path) -> std::io::Result<u64> {
     let mut counted = CountingReader {
         inner: stream,
         count: 0,
@@ -540,6 +709,89 @@ mod tests {
             script,
             "export MLFLOW_TRACKING_URI=http://127.0.0.1:41000\n"
         );
+    }
+
+    /// Hands out its bytes a few at a time, like a pipe under load.
+    struct Trickle(Vec<u8>, usize);
+
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    fn filter(stream: Vec<u8>, step: usize, dest: &Path) -> (Vec<u8>, Vec<String>, LaunchTrailer) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut seen = Vec::new();
+        let trailer =
+            filter_launch_stderr(Trickle(stream, step), &mut seen, "azml-n0nce", dest, tx);
+        let statuses = rx
+            .try_iter()
+            .map(|s| match s {
+                LaunchStatus::Ended(said) => format!("Ended: {}", String::from_utf8_lossy(&said)),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        (seen, statuses, trailer)
+    }
+
+    #[test]
+    fn launch_markers_split_across_reads_are_recognised_and_removed() {
+        let dest = tempfile::tempdir().expect("tmp");
+        let stream =
+            b"warn\nazml-n0nce ready\npartial azml-n0 line\nno newline at the endazml-n0nce none\n";
+        for step in [1, 3, 7, 4096] {
+            let (seen, statuses, trailer) = filter(stream.to_vec(), step, dest.path());
+            assert_eq!(
+                String::from_utf8_lossy(&seen),
+                "warn\npartial azml-n0 line\nno newline at the end",
+                "step {step}"
+            );
+            assert_eq!(statuses, ["Ready"], "step {step}");
+            assert_eq!(trailer.outputs, Some(Ok(0)), "step {step}");
+            assert!(dest.path().join("outputs").is_dir());
+        }
+    }
+
+    #[test]
+    fn the_trailer_tar_lands_in_the_run_folder_and_a_silent_session_is_ended() {
+        let dest = tempfile::tempdir().expect("tmp");
+        let mut archive = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(5);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, "outputs/model.txt", &b"hello"[..])
+            .expect("append");
+        let tar = archive.into_inner().expect("tar");
+        let mut stream = b"azml-n0nce ready\nbye\nazml-n0nce tar\n".to_vec();
+        stream.extend_from_slice(&tar);
+        let (seen, _, trailer) = filter(stream, 512, dest.path());
+        assert_eq!(String::from_utf8_lossy(&seen), "bye\n");
+        assert!(matches!(trailer.outputs, Some(Ok(n)) if n >= 512));
+        let model = std::fs::read_to_string(dest.path().join("outputs/model.txt")).expect("model");
+        assert_eq!(model, "hello");
+        let (_, statuses, trailer) = filter(b"ssh: connect refused\n".to_vec(), 5, dest.path());
+        assert_eq!(statuses.len(), 1);
+        assert!(statuses[0].contains("connect refused"), "{statuses:?}");
+        assert!(trailer.outputs.is_none());
+    }
+
+    #[test]
+    fn tree_launch_copies_the_tree_and_checks_the_environment_arrived() {
+        let script = tree_launch_script("r1", "ab12", "azml-x", &["python3".into(), "t.py".into()]);
+        assert!(script.contains(r#"T="$HOME/.azml/trees/"ab12"#), "{script}");
+        assert!(script.contains(r#"cp -R "$T/." "$R/""#), "{script}");
+        assert!(script.contains(r#"[ "$AZML_LAUNCH" = "$N" ]"#), "{script}");
+        assert!(
+            script.contains("setsid python3 t.py </dev/null &"),
+            "{script}"
+        );
+        assert_eq!(launch_env_end("azml-x"), "AZML_LAUNCH=azml-x\n");
     }
 
     #[test]

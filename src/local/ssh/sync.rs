@@ -1,21 +1,25 @@
-//! Sync a snapshot into `~/.azml/runs/<runId>/` on an SSH host, sending only
-//! the file contents the host has never seen.
+//! Sync a snapshot to an SSH host, sending only the file contents the host
+//! has never seen.
 //!
 //! The host keeps a content-addressed cache, `~/.azml/objects/<blake3>`, shared
-//! by all runs. Two round trips per sync:
+//! by all runs, and one pristine tree per snapshot, `~/.azml/trees/<id>/`
+//! (hard links into the cache, named by the local `ContentSnapshotId`). Two
+//! round trips when the host lacks the tree:
 //! 1. `plan`: send the manifest (hash, mode, size, path per file); the host
-//!    stores it and answers which hashes it lacks.
+//!    stores it and answers which hashes it lacks (when none, it builds the
+//!    tree at once: one round trip);
 //! 2. `put`: send a tar stream of just those objects; the host adds them to
 //!    the cache (atomically, so parallel sweep children can share it) and
-//!    copies every manifest file into the run folder. When nothing is missing
-//!    `plan` fills the run folder at once: an unchanged resubmit is one round
-//!    trip. Copies, not hard links, so a script that edits its own files can
-//!    never corrupt the cache used by later runs.
+//!    builds the tree.
+//! A run folder is then a copy of its tree (`cp -R`, done by the run's own
+//! launch, see `launcher`), so a resubmit of an unchanged snapshot costs no
+//! round trip here at all. Copies, not hard links, so a script that edits its
+//! own files can never corrupt the cache used by later runs.
 //!
 //! The host side is a short Python program (the host needs Python anyway):
 //! it handles any file name byte-exactly, which line-based shell cannot. It
 //! imports only `os` and `sys` on the common path (`tarfile` only when
-//! objects arrive) because its start-up is on every run's critical path.
+//! objects arrive).
 
 use super::SshError;
 use super::command::Ssh;
@@ -69,6 +73,25 @@ impl SyncEntry {
         Ok(entries)
     }
 
+    /// The files of a local snapshot manifest, read from the snapshot
+    /// store's immutable objects: nothing is hashed again.
+    pub fn from_manifest(
+        store: &crate::snapshot::Store,
+        manifest: &crate::snapshot::Manifest,
+    ) -> Vec<SyncEntry> {
+        manifest
+            .entries
+            .iter()
+            .map(|e| SyncEntry {
+                path: PathBuf::from(&e.path),
+                hash: e.hash.clone(),
+                size: e.size,
+                executable: e.executable,
+                source: store.object_path(e),
+            })
+            .collect()
+    }
+
     fn from_file(root: &Path, file: &Path) -> std::io::Result<SyncEntry> {
         let meta = std::fs::metadata(file)?;
         let mut hasher = blake3::Hasher::new();
@@ -86,12 +109,12 @@ impl SyncEntry {
 /// The host program behind `plan` and `put` (Python 3.4+).
 const HOST_PROGRAM: &str = r#"
 import os, sys
-op, run = sys.argv[1], sys.argv[2]
+op, tree, run = sys.argv[1], sys.argv[2], sys.argv[3]
 base = os.path.join(os.path.expanduser('~'), '.azml')
 objs = os.path.join(base, 'objects')
-state = os.path.join(base, 'state', run)
-runs = os.path.join(base, 'runs', run)
-mf = os.path.join(state, 'manifest')
+trees = os.path.join(base, 'trees')
+top = os.path.join(trees, tree)
+mf = os.path.join(trees, '.%s.manifest' % tree)
 def entries(data):
     f = data.split(b'\0')
     for i in range(0, len(f) - 3, 4):
@@ -123,27 +146,66 @@ def receive():
                 if not b:
                     break
                 out.write(b)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, os.path.join(objs, h))
-def materialize():
+def obj(h, x):
+    src = os.path.join(objs, h)
+    if not x:
+        return src
+    ex = src + '.x'
+    if not os.path.exists(ex):
+        tmp = '%s.tmp.%d' % (ex, os.getpid())
+        copy(src, tmp)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, ex)
+    return ex
+def build():
+    if os.path.isdir(top):
+        return
     with open(mf, 'rb') as f:
         data = f.read()
-    root = os.fsencode(runs)
-    os.makedirs(root, exist_ok=True)
+    tmp = os.path.join(trees, '.tmp.%s.%d' % (tree, os.getpid()))
+    root = os.fsencode(tmp)
+    os.makedirs(root)
     for h, x, size, p in entries(data):
         parts = p.split(b'/')
         if p.startswith(b'/') or b'..' in parts or b'' in parts:
             sys.exit('azml: unsafe path %r' % p)
         dest = os.path.join(root, p)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        copy(os.path.join(objs, h), dest)
-        os.chmod(dest, 0o755 if x else 0o644)
+        src = obj(h, x)
+        try:
+            os.link(src, dest)
+        except OSError:
+            copy(src, dest)
+            os.chmod(dest, 0o755 if x else 0o644)
+    try:
+        os.rename(tmp, top)
+    except OSError:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.isdir(top):
+            raise
+def fill():
+    if run == '-':
+        return
+    src_root = os.fsencode(top)
+    dest_root = os.fsencode(os.path.join(base, 'runs', run))
+    for d, dirs, files in os.walk(src_root):
+        out = os.path.normpath(os.path.join(dest_root, os.path.relpath(d, src_root)))
+        os.makedirs(out, exist_ok=True)
+        for name in files:
+            src, dest = os.path.join(d, name), os.path.join(out, name)
+            copy(src, dest)
+            os.chmod(dest, os.stat(src).st_mode & 0o777)
 if op == 'plan':
     os.makedirs(objs, exist_ok=True)
-    os.makedirs(state, mode=0o700, exist_ok=True)
+    os.makedirs(trees, exist_ok=True)
     data = sys.stdin.buffer.read()
-    with open(mf + '.tmp', 'wb') as f:
+    tmp = '%s.tmp.%d' % (mf, os.getpid())
+    with open(tmp, 'wb') as f:
         f.write(data)
-    os.replace(mf + '.tmp', mf)
+    os.replace(tmp, mf)
     seen = set()
     missing = []
     for h, x, size, p in entries(data):
@@ -154,15 +216,17 @@ if op == 'plan':
     if missing:
         sys.stdout.write('\n'.join(missing) + '\n')
     else:
-        materialize()
+        build()
+        fill()
 else:
     if op == 'put':
         receive()
-    materialize()
+    build()
+    fill()
 "#;
 
 /// Sync `entries` into `~/.azml/runs/<run_id>/` on the host, using `python`
-/// there (the run's interpreter) for the host side.
+/// there for the host side.
 pub fn sync(
     ssh: &Ssh,
     run_id: &str,
@@ -170,10 +234,63 @@ pub fn sync(
     entries: &[SyncEntry],
 ) -> Result<SyncReport, SshError> {
     check_run_id(run_id)?;
+    upload(ssh, &tree_id(entries), run_id, python, entries)
+}
+
+/// Make sure the host has the pristine tree `tree` (`~/.azml/trees/<tree>/`)
+/// of `entries`, sending only the objects it lacks. A run folder is then one
+/// `cp -R` away, which the run's own launch does without starting Python.
+pub fn ensure_tree(
+    ssh: &Ssh,
+    tree: &str,
+    python: &str,
+    entries: &[SyncEntry],
+) -> Result<SyncReport, SshError> {
+    check_tree_id(tree)?;
+    upload(ssh, tree, "-", python, entries)
+}
+
+/// The tree id of `entries`: the same as the local snapshot's id
+/// (`ContentSnapshotId`), so a run can name its tree without the manifest.
+pub fn tree_id(entries: &[SyncEntry]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for e in entries {
+        hasher.update(e.path.as_os_str().as_bytes());
+        hasher.update(&[0]);
+        hasher.update(e.hash.as_bytes());
+        hasher.update(if e.executable { b"x\n" } else { b"-\n" });
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// Tree ids become folder names on the host: lowercase hex only.
+pub fn check_tree_id(tree: &str) -> Result<(), SshError> {
+    let ok = (16..=64).contains(&tree.len())
+        && tree
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        return Ok(());
+    }
+    Err(SshError::Invalid {
+        what: "snapshot id".into(),
+        detail: format!("'{tree}' is not a content id"),
+    })
+}
+
+/// `plan` (one round trip), then `put` with the missing objects if any.
+/// `run` is a run folder to fill from the tree, or `-` for none.
+fn upload(
+    ssh: &Ssh,
+    tree: &str,
+    run: &str,
+    python: &str,
+    entries: &[SyncEntry],
+) -> Result<SyncReport, SshError> {
     let manifest = encode_manifest(entries)?;
     let plan = ssh.run(
         "syncing the snapshot",
-        &host_command(python, "plan", run_id),
+        &host_command(python, "plan", tree, run),
         &manifest,
     )?;
     let missing: Vec<String> = String::from_utf8_lossy(&plan.stdout)
@@ -181,7 +298,7 @@ pub fn sync(
         .map(str::to_string)
         .collect();
     if missing.is_empty() {
-        // The host had everything and already filled the run folder.
+        // The host had everything and already built the tree.
         return Ok(SyncReport {
             files: entries.len(),
             ..SyncReport::default()
@@ -191,7 +308,7 @@ pub fn sync(
     let mut bytes_sent = 0u64;
     ssh.run_streaming_stdin(
         "sending the snapshot",
-        &host_command(python, "put", run_id),
+        &host_command(python, "put", tree, run),
         |w| {
             bytes_sent = write_objects(w, &sources)?;
             Ok(())
@@ -205,12 +322,12 @@ pub fn sync(
 }
 
 /// `-I -S`: no site-packages or PYTHON* variables; starts fastest, needs only the stdlib.
-fn host_command(python: &str, op: &str, run_id: &str) -> String {
+fn host_command(python: &str, op: &str, tree: &str, run: &str) -> String {
     format!(
         "exec {} -I -S -c {} {}",
         quote(python),
         quote(HOST_PROGRAM),
-        quote_all(&[op, run_id])
+        quote_all(&[op, tree, run])
     )
 }
 
