@@ -429,3 +429,201 @@ fn ctrl_c_cancels_the_sweep_and_its_children_and_exits_130() {
         "{children:?}"
     );
 }
+
+/// Records its pid and a grandchild's (same process group) in its run folder,
+/// then logs a value every 0.25 s for `--seconds` (default: far longer than
+/// any test waits).
+const PID_SCRIPT: &str = r#"
+import argparse, os, subprocess, time
+ap = argparse.ArgumentParser()
+ap.add_argument("--x", type=float)
+ap.add_argument("--seconds", type=float, default=600)
+a = ap.parse_args()
+grandchild = subprocess.Popen(["sleep", "600"])
+with open("pids.tmp", "w") as f:
+    f.write(f"{os.getpid()} {grandchild.pid}\n")
+os.rename("pids.tmp", "pids")
+for i in range(int(a.seconds / 0.25)):
+    print("Attempted to log scalar metric acc:")
+    print(i, flush=True)
+    time.sleep(0.25)
+grandchild.kill()
+"#;
+
+fn pid_hdconfig(total: u32, minutes: u32) -> String {
+    format!(
+        "sampling: {{type: random, parameter_space: [{{name: x, expression: uniform, values: [0, 1]}}]}}\n\
+         primary_metric_name: acc\nprimary_metric_goal: maximize\nmax_total_runs: {total}\n\
+         max_concurrent_runs: 2\nmax_duration_minutes: {minutes}\n"
+    )
+}
+
+/// `azml run submit-hyperdrive` in the foreground, not waited for.
+fn spawn_sweep(p: &Project, extra: &[&str]) -> std::process::Child {
+    let bin = p.python.parent().expect("python dir").to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let mut args = vec![
+        "run",
+        "submit-hyperdrive",
+        "-e",
+        "sweep",
+        "--hyperdrive-configuration-name",
+        "hd.yml",
+        "pids.py",
+    ];
+    args.extend_from_slice(extra);
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("azml"))
+        .args(&args)
+        .current_dir(p.path())
+        .env("PATH", path)
+        .env_remove("AZML_LOCAL_WORKSPACE")
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_RUN_ID")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn azml")
+}
+
+/// Waits until `count` children have written their pids; returns
+/// (child run id, [script pid, grandchild pid]) sorted by run id.
+fn started_children(p: &Project, count: usize) -> Vec<(String, Vec<i32>)> {
+    let runs = p.path().join(".azureml/localws/runs");
+    let start = std::time::Instant::now();
+    loop {
+        let mut found: Vec<(String, Vec<i32>)> = std::fs::read_dir(&runs)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let pids = std::fs::read_to_string(e.path().join("pids")).ok()?;
+                        let pids = pids.split_whitespace().filter_map(|n| n.parse().ok());
+                        Some((e.file_name().to_string_lossy().into_owned(), pids.collect()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if found.len() >= count {
+            found.sort_by_key(|(id, _)| child_index(id));
+            return found;
+        }
+        assert!(start.elapsed().as_secs() < 60, "children never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Gone, or a zombie nobody reaped yet (it no longer runs).
+fn process_is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+fn assert_gone(pids: &[i32]) {
+    let start = std::time::Instant::now();
+    while !pids.iter().all(|&pid| process_is_gone(pid)) {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "processes {pids:?} still run after their run was canceled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn parent_of(child_id: &str) -> String {
+    child_id
+        .rsplit_once('_')
+        .map(|(parent, _)| parent.to_string())
+        .expect("child id")
+}
+
+#[test]
+fn run_cancel_of_the_parent_from_another_shell_cancels_the_sweep_and_kills_its_children() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("pids.py", PID_SCRIPT);
+    p.write("hd.yml", &pid_hdconfig(6, 100));
+    let sweep = spawn_sweep(&p, &[]);
+    let started = started_children(&p, 2);
+    let parent_id = parent_of(&started[0].0);
+    let canceled = p.azml(&["run", "cancel", "-r", &parent_id]);
+    assert!(canceled.status.success(), "{}", stderr(&canceled));
+
+    let out = sweep.wait_with_output().expect("azml ends");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let parent: Value = serde_json::from_slice(&out.stdout).expect("parent JSON on stdout");
+    assert_eq!(parent["runId"], parent_id.as_str());
+    assert_eq!(parent["status"], "Canceled");
+    for (_, pids) in &started {
+        assert_gone(pids);
+    }
+    let children = p.children(&parent_id);
+    assert_eq!(children.len(), 2, "no child may start after the cancel");
+    for child in &children {
+        assert_eq!(child["status"], "Canceled", "{child}");
+        assert!(
+            child["tags"]["cancel_reason"].is_string(),
+            "a canceled child says why: {child}"
+        );
+    }
+}
+
+#[test]
+fn run_cancel_of_one_child_cancels_only_that_child_and_the_sweep_goes_on() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("pids.py", PID_SCRIPT);
+    p.write("hd.yml", &pid_hdconfig(3, 100));
+    let sweep = spawn_sweep(&p, &["--seconds", "6"]);
+    let started = started_children(&p, 2);
+    let (first, first_pids) = &started[0];
+    let parent_id = parent_of(first);
+    let canceled = p.azml(&["run", "cancel", "-r", first]);
+    assert!(canceled.status.success(), "{}", stderr(&canceled));
+    assert_gone(first_pids);
+
+    let out = sweep.wait_with_output().expect("azml ends");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let parent: Value = serde_json::from_slice(&out.stdout).expect("parent JSON on stdout");
+    assert_eq!(parent["status"], "Completed");
+    let statuses: Vec<Value> = p
+        .children(&parent_id)
+        .iter()
+        .map(|c| c["status"].clone())
+        .collect();
+    assert_eq!(statuses, ["Canceled", "Completed", "Completed"]);
+}
+
+/// v1: "Once this time is exceeded, any runs still executing are cancelled";
+/// the sweep itself ends as it does at max_total_runs (Completed). Whole
+/// minutes only (v1's hdconfig field is an integer), so this takes a minute.
+#[test]
+fn max_duration_minutes_cancels_the_running_children_and_starts_no_more() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("pids.py", PID_SCRIPT);
+    p.write("hd.yml", &pid_hdconfig(6, 1));
+    let sweep = spawn_sweep(&p, &[]);
+    let started = started_children(&p, 2);
+    let parent_id = parent_of(&started[0].0);
+
+    let out = sweep.wait_with_output().expect("azml ends");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let parent: Value = serde_json::from_slice(&out.stdout).expect("parent JSON on stdout");
+    assert_eq!(parent["status"], "Completed");
+    for (_, pids) in &started {
+        assert_gone(pids);
+    }
+    let children = p.children(&parent_id);
+    assert_eq!(children.len(), 2, "no child may start after the deadline");
+    for child in &children {
+        assert_eq!(child["status"], "Canceled", "{child}");
+        let reason = child["tags"]["cancel_reason"].as_str().unwrap_or("");
+        assert!(reason.contains("max_duration_minutes (1)"), "{child}");
+    }
+}

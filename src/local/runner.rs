@@ -204,6 +204,18 @@ pub async fn execute(
     opts: &ExecOptions,
 ) -> Result<RunEnd, RunnerError> {
     let store = Arc::new(Mutex::new(Store::open(&job.workspace_root)?));
+    execute_with_store(launcher, job, opts, &store).await
+}
+
+/// [`execute`] through a connection the caller already holds (a sweep shares
+/// one among all its children rather than opening one per child).
+pub async fn execute_with_store(
+    launcher: &dyn Launcher,
+    job: &Job,
+    opts: &ExecOptions,
+    store: &Arc<Mutex<Store>>,
+) -> Result<RunEnd, RunnerError> {
+    let store = store.clone();
     with_store(&store, |s| s.mark_running(&job.run_id, std::process::id()))?;
     let result = supervise(launcher, job, opts, &store).await;
     let end = match &result {

@@ -10,7 +10,7 @@
 //!
 //! The sweep driver uses 1 and 2 directly (one tracking server, many children).
 
-use super::runner::{CancelToken, ExecOptions, Job, execute};
+use super::runner::{CancelToken, ExecOptions, Job, execute_with_store};
 use super::store::{NewRun, RunEnd, RunQuery, RunRecord, RunStatus, Store};
 use super::tracking::{TrackingServer, mlflow_env};
 use super::{LocalWorkspace, git, new_run_id};
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What to run: a resolved runconfig (script/arguments from the command line
@@ -48,6 +49,31 @@ pub struct ScriptSubmission {
     /// Git facts already computed (a sweep computes them once for all children);
     /// `None` runs `git` in the source directory.
     pub git_properties: Option<Map<String, Value>>,
+    /// The source folder already snapshotted (a sweep takes one snapshot for
+    /// all its children, as v1 HyperDrive did); `None` snapshots it now.
+    pub snapshot: Option<Arc<SourceSnapshot>>,
+}
+
+/// A snapshot of a source folder in the workspace's content store, ready to
+/// be materialized into any number of run folders.
+#[derive(Debug, Clone)]
+pub struct SourceSnapshot {
+    store: crate::snapshot::Store,
+    taken: crate::snapshot::Snapshot,
+}
+
+impl SourceSnapshot {
+    /// The `ContentSnapshotId` runs made from it record.
+    pub fn id(&self) -> String {
+        self.taken.manifest.id()
+    }
+
+    /// Keep the manifest in the store, for targets that sync it later.
+    fn save_manifest(&self, source_dir: &Path) -> WsResult<()> {
+        self.store
+            .save_manifest(&self.taken.manifest)
+            .map_err(|e| snapshot_err(source_dir, e))
+    }
 }
 
 /// v1's rule: a script on the command line replaces the runconfig's script and
@@ -110,6 +136,17 @@ impl LocalWorkspace {
         ui: &dyn SubmitUi,
     ) -> WsResult<PreparedRun> {
         let store = self.store()?;
+        self.prepare_script_run_in(&store, sub, ui)
+    }
+
+    /// [`Self::prepare_script_run`] through a store connection the caller
+    /// holds (a sweep prepares all its children through one).
+    pub fn prepare_script_run_in(
+        &self,
+        store: &Store,
+        sub: &ScriptSubmission,
+        ui: &dyn SubmitUi,
+    ) -> WsResult<PreparedRun> {
         let target = sub
             .target
             .clone()
@@ -120,7 +157,7 @@ impl LocalWorkspace {
         } else {
             target
         };
-        super::launchers::check_target(&store, &target)?;
+        super::launchers::check_target(store, &target)?;
         let (program, args) = command_line(sub, &target, ui)?;
         let run_id = sub
             .run_id
@@ -131,6 +168,9 @@ impl LocalWorkspace {
             None => git::git_properties(&sub.source_dir),
         };
         properties.insert("azureml.runsource".into(), "experiment".into());
+        if let Some(snapshot) = &sub.snapshot {
+            properties.insert("ContentSnapshotId".into(), Value::String(snapshot.id()));
+        }
         properties.extend(sub.properties.clone());
         let run = store
             .create_run(&NewRun {
@@ -152,13 +192,21 @@ impl LocalWorkspace {
         store
             .set_supervisor(&run_id, std::process::id())
             .map_err(store_err)?;
+        let snapshot = match &sub.snapshot {
+            Some(snapshot) => snapshot.clone(),
+            None => {
+                let snapshot = self.take_snapshot(&sub.source_dir, ui)?;
+                let mut id = Map::new();
+                id.insert("ContentSnapshotId".into(), Value::String(snapshot.id()));
+                store.add_properties(&run_id, &id).map_err(store_err)?;
+                Arc::new(snapshot)
+            }
+        };
+        materialize(&snapshot, &sub.source_dir, &store.run_dir(&run_id))?;
         // Other targets sync from the manifest later (maybe in another process).
-        let keep_manifest = target != super::launchers::LOCAL_TARGET;
-        let (snapshot, snapshot_id) =
-            self.snapshot_into(&sub.source_dir, &store.run_dir(&run_id), keep_manifest, ui)?;
-        let mut id = Map::new();
-        id.insert("ContentSnapshotId".into(), Value::String(snapshot_id));
-        store.add_properties(&run_id, &id).map_err(store_err)?;
+        if target != super::launchers::LOCAL_TARGET {
+            snapshot.save_manifest(&sub.source_dir)?;
+        }
         let launch = LaunchSpec {
             program,
             args,
@@ -166,43 +214,24 @@ impl LocalWorkspace {
             target,
             max_duration_seconds: sub.run_config.max_run_duration_seconds,
         };
-        tracing::debug!(run_id, files = snapshot.files, "run prepared");
+        tracing::debug!(run_id, files = snapshot.taken.summary.files, "run prepared");
         let spec = serde_json::to_value(&launch).map_err(|e| failed(e.to_string(), None))?;
         store.set_launch(&run_id, &spec).map_err(store_err)?;
         Ok(PreparedRun {
             run: store.run(&run_id).map_err(store_err)?,
             launch,
-            snapshot,
+            snapshot: snapshot.taken.summary.clone(),
         })
     }
 
     /// Snapshot `source_dir` with v1's ignore rules into the workspace's
-    /// content-addressed store and materialize it (hard links) as the run folder.
-    fn snapshot_into(
-        &self,
-        source_dir: &Path,
-        run_dir: &Path,
-        keep_manifest: bool,
-        ui: &dyn SubmitUi,
-    ) -> WsResult<(crate::snapshot::Summary, String)> {
-        let snapshot_err = |e: crate::snapshot::SnapshotError| {
-            use crate::error::ExitCoded;
-            failed(
-                format!("cannot snapshot {}: {e}", source_dir.display()),
-                e.hint().as_deref(),
-            )
-        };
-        let store =
-            crate::snapshot::Store::open(self.root.join("snapshots")).map_err(snapshot_err)?;
+    /// content-addressed store, telling `ui` what it holds.
+    pub fn take_snapshot(&self, source_dir: &Path, ui: &dyn SubmitUi) -> WsResult<SourceSnapshot> {
+        let store = crate::snapshot::Store::open(self.root.join("snapshots"))
+            .map_err(|e| snapshot_err(source_dir, e))?;
         let snap = store
             .snapshot(source_dir, std::slice::from_ref(&self.root))
-            .map_err(snapshot_err)?;
-        store
-            .materialize(&snap.manifest, run_dir, materialize_mode())
-            .map_err(snapshot_err)?;
-        if keep_manifest {
-            store.save_manifest(&snap.manifest).map_err(snapshot_err)?;
-        }
+            .map_err(|e| snapshot_err(source_dir, e))?;
         let rules = match &snap.ignore_file {
             Some(file) => format!(
                 " (ignoring what {} lists)",
@@ -220,8 +249,24 @@ impl LocalWorkspace {
                 snap.skipped.len()
             ));
         }
-        Ok((snap.summary, snap.manifest.id()))
+        Ok(SourceSnapshot { store, taken: snap })
     }
+}
+
+/// Recreate the snapshot's files as `run_dir` (see [`materialize_mode`]).
+fn materialize(snapshot: &SourceSnapshot, source_dir: &Path, run_dir: &Path) -> WsResult<()> {
+    snapshot
+        .store
+        .materialize(&snapshot.taken.manifest, run_dir, materialize_mode())
+        .map_err(|e| snapshot_err(source_dir, e))
+}
+
+fn snapshot_err(source_dir: &Path, e: crate::snapshot::SnapshotError) -> WorkspaceError {
+    use crate::error::ExitCoded;
+    failed(
+        format!("cannot snapshot {}: {e}", source_dir.display()),
+        e.hint().as_deref(),
+    )
 }
 
 /// Hard links share the store's read-only objects, so a script cannot change
@@ -343,14 +388,66 @@ pub async fn run_prepared(
     tracking: &TrackingServer,
     opts: &ExecOptions,
 ) -> WsResult<RunEnd> {
-    let store = Store::open(root).map_err(store_err)?;
+    let store = Arc::new(Mutex::new(Store::open(root).map_err(store_err)?));
+    run_prepared_with_store(root, &store, run_id, tracking, opts).await
+}
+
+/// [`run_prepared`] through a store connection shared with the caller (a
+/// sweep's children all use the driver's).
+pub async fn run_prepared_with_store(
+    root: &Path,
+    shared_store: &Arc<Mutex<Store>>,
+    run_id: &str,
+    tracking: &TrackingServer,
+    opts: &ExecOptions,
+) -> WsResult<RunEnd> {
+    let ready = {
+        let store = lock_store(shared_store);
+        ready_to_execute(&store, root, run_id, tracking, opts)?
+    };
+    let result = execute_with_store(
+        ready.launcher.as_ref(),
+        &ready.job,
+        &ready.opts,
+        shared_store,
+    )
+    .await;
+    tracking.unregister(&ready.token);
+    let end = result.map_err(|e| failed(e.to_string(), None))?;
+    finish_script_created_runs(&lock_store(shared_store), run_id, &end)?;
+    Ok(end)
+}
+
+fn lock_store(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A prepared run about to execute.
+struct ReadyRun {
+    job: Job,
+    launcher: Box<dyn super::runner::Launcher>,
+    /// The caller's options plus the run's own time limit.
+    opts: ExecOptions,
+    /// Its tracking token (registered; revoke it when the run ends).
+    token: String,
+}
+
+fn ready_to_execute(
+    store: &Store,
+    root: &Path,
+    run_id: &str,
+    tracking: &TrackingServer,
+    opts: &ExecOptions,
+) -> WsResult<ReadyRun> {
     let run = store.run(run_id).map_err(store_err)?;
     let launch: LaunchSpec = store
         .launch(run_id)
         .map_err(store_err)?
         .and_then(|v| serde_json::from_value(v).ok())
         .ok_or_else(|| failed(format!("run '{run_id}' has no launch information"), None))?;
-    let launcher = super::launchers::launcher_for(&store, &launch.target)?;
+    let launcher = super::launchers::launcher_for(store, &launch.target)?;
     let mut opts = opts.clone();
     if opts.max_duration.is_none() {
         opts.max_duration = launch.max_duration_seconds.map(Duration::from_secs);
@@ -371,18 +468,17 @@ pub async fn run_prepared(
             .and_then(Value::as_str)
             .map(str::to_string),
     };
-    drop(store);
-    let result = execute(launcher.as_ref(), &job, &opts).await;
-    tracking.unregister(&token);
-    let end = result.map_err(|e| failed(e.to_string(), None))?;
-    finish_script_created_runs(root, run_id, &end)?;
-    Ok(end)
+    Ok(ReadyRun {
+        job,
+        launcher,
+        opts,
+        token,
+    })
 }
 
 /// Runs the script created through MLflow (`mlflow.start_run()` without our id)
 /// and left open end with their parent.
-fn finish_script_created_runs(root: &Path, run_id: &str, end: &RunEnd) -> WsResult<()> {
-    let store = Store::open(root).map_err(store_err)?;
+fn finish_script_created_runs(store: &Store, run_id: &str, end: &RunEnd) -> WsResult<()> {
     let children = store
         .list_runs(&RunQuery {
             parent_run_id: Some(run_id.into()),

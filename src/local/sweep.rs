@@ -17,7 +17,8 @@
 use super::runner::{CancelToken, ExecOptions, MetricHook};
 use super::store::{MetricPoint, NewRun, RunEnd, RunStatus, Store};
 use super::submit::{
-    CTRL_C_REASON, QuietUi, ScriptSubmission, cancel_on_terminate, run_prepared, store_err,
+    CTRL_C_REASON, QuietUi, ScriptSubmission, SourceSnapshot, cancel_on_terminate,
+    run_prepared_with_store, store_err,
 };
 use super::tracking::TrackingServer;
 use super::{LocalWorkspace, git};
@@ -68,13 +69,15 @@ pub async fn submit_hyperdrive(
         .await
         .map_err(|e| failed(e.to_string(), None))?;
     let tracking = Arc::new(tracking);
-    let mut driver = Driver::new(ws, request, parent.clone(), sampler, seed, tracking.clone());
-    let result = driver.run(logs).await;
+    let result = match Driver::new(ws, request, parent.clone(), sampler, seed, tracking.clone()) {
+        Ok(mut driver) => driver.run(logs).await.map(|summary| (driver, summary)),
+        Err(e) => Err(e),
+    };
     if let Ok(tracking) = Arc::try_unwrap(tracking) {
         tracking.shutdown().await;
     }
-    let summary = match result {
-        Ok(summary) => summary,
+    let (driver, summary) = match result {
+        Ok(done) => done,
         Err(e) => {
             end_parent(ws, &parent, RunStatus::Failed, Some(e.to_string()))?;
             return Err(e);
@@ -320,10 +323,15 @@ struct Driver<'a> {
     history: History,
     shared: Arc<Mutex<Shared>>,
     tracking: Arc<TrackingServer>,
+    /// One connection for the whole sweep (driver and children): opening one
+    /// per child (schema checks, orphan scan) was most of the per-child cost.
+    store: Arc<Mutex<Store>>,
+    /// Git facts and the snapshot are the same for every child: taken once.
     git: Map<String, Value>,
+    snapshot: Arc<SourceSnapshot>,
 }
 
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -337,15 +345,17 @@ impl<'a> Driver<'a> {
         sampler: Box<dyn Sampler>,
         seed: u64,
         tracking: Arc<TrackingServer>,
-    ) -> Self {
+    ) -> WsResult<Self> {
         let hd = &request.hyperdrive;
+        let store = Arc::new(Mutex::new(ws.store()?));
+        let snapshot = Arc::new(ws.take_snapshot(&request.script.source_dir, &QuietUi)?);
         let shared = Shared {
             children: Vec::new(),
             policy: hd.policy.clone(),
             goal: hd.primary_metric_goal,
             metric: hd.primary_metric_name.clone(),
         };
-        Driver {
+        Ok(Driver {
             ws,
             request,
             parent,
@@ -354,8 +364,10 @@ impl<'a> Driver<'a> {
             history: History::default(),
             shared: Arc::new(Mutex::new(shared)),
             tracking,
+            store,
             git: git::git_properties(&request.script.source_dir),
-        }
+            snapshot,
+        })
     }
 
     fn hd(&self) -> &HyperDriveConfig {
@@ -429,8 +441,9 @@ impl<'a> Driver<'a> {
     }
 
     fn parent_cancel_request(&self) -> WsResult<Option<String>> {
-        let store = Store::open(&self.ws.root).map_err(store_err)?;
-        store.cancel_request(&self.parent).map_err(store_err)
+        lock(&self.store)
+            .cancel_request(&self.parent)
+            .map_err(store_err)
     }
 
     fn cancel_all(&self, reason: &str) {
@@ -476,9 +489,10 @@ impl<'a> Driver<'a> {
         };
         let root = self.ws.root.clone();
         let tracking = self.tracking.clone();
+        let store = self.store.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let end = run_prepared(&root, &run_id, &tracking, &opts).await;
+            let end = run_prepared_with_store(&root, &store, &run_id, &tracking, &opts).await;
             let _ = tx.send((index, end));
         });
         Ok(true)
@@ -513,10 +527,12 @@ impl<'a> Driver<'a> {
             extra_env,
             tags: BTreeMap::from([("hyperparameters".to_string(), hyperparameters.clone())]),
             git_properties: Some(self.git.clone()),
+            snapshot: Some(self.snapshot.clone()),
             ..Default::default()
         };
-        self.ws.prepare_script_run(&submission, &QuietUi)?;
-        let store = Store::open(&self.ws.root).map_err(store_err)?;
+        let store = lock(&self.store);
+        self.ws
+            .prepare_script_run_in(&store, &submission, &QuietUi)?;
         for (p, v) in space.iter().zip(values) {
             store
                 .log_param(run_id, &p.name, &value_arg(v))
@@ -542,8 +558,8 @@ impl<'a> Driver<'a> {
         })
     }
 
-    /// A child finished: record its state and metric for the sampler, and the
-    /// policy's reason as a tag.
+    /// A child finished: record its state and metric for the sampler, and
+    /// why it was canceled (if it was) as its `cancel_reason` tag.
     fn child_ended(&mut self, index: usize, end: WsResult<RunEnd>) {
         let status = end.as_ref().map_or(RunStatus::Failed, |e| e.status);
         let (metric, run_id, policy_reason) = {
@@ -564,10 +580,13 @@ impl<'a> Driver<'a> {
             RunStatus::Canceled => TrialState::Canceled,
             _ => TrialState::Failed,
         };
-        if let (RunStatus::Canceled, Some(reason)) = (status, policy_reason)
-            && let Ok(store) = Store::open(&self.ws.root)
-        {
-            let _ = store.set_tag(&run_id, "cancel_reason", &reason);
+        // Whoever canceled it (policy, deadline, `run cancel`, Ctrl-C), say why.
+        let reason = policy_reason.or_else(|| {
+            let end = end.as_ref().ok()?;
+            end.error.as_ref().map(|(_, message)| message.clone())
+        });
+        if let (RunStatus::Canceled, Some(reason)) = (status, reason) {
+            let _ = lock(&self.store).set_tag(&run_id, "cancel_reason", &reason);
         }
         if let Err(e) = end {
             tracing::warn!(run_id, error = %e, "child run failed to execute");
@@ -627,7 +646,7 @@ impl<'a> Driver<'a> {
     /// Record the outcome on the parent and print the children table.
     fn report(&self, summary: &Summary, logs: &dyn LogSink) -> WsResult<()> {
         let shared = lock(&self.shared);
-        let store = Store::open(&self.ws.root).map_err(store_err)?;
+        let store = lock(&self.store);
         let count = |s: RunStatus| {
             shared
                 .children
