@@ -201,6 +201,45 @@ fn the_documented_hdconfig_runs_locally_with_the_quickstart_script() {
         props["primary_metric_config"],
         json!({"name": "Accuracy", "goal": "maximize"}).to_string()
     );
+    assert_eq!(props["runTemplate"], "HyperDrive");
+    assert_eq!(props["azureml.runsource"], "hyperdrive");
+    assert_v1_parent_tags(&shown["tags"], &parent_id, &children);
+}
+
+/// The tags v1's `HyperDriveRun` read back from the parent (azureml-train-core
+/// 1.57 `_get_tag_from_dict`, `get_hyperparameters`), for the documented hdconfig.
+fn assert_v1_parent_tags(tags: &Value, parent_id: &str, children: &[Value]) {
+    let tag_json = |key: &str| -> Value {
+        let text = tags[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("tag {key} in {tags}"));
+        serde_json::from_str(text).expect("JSON tag")
+    };
+    assert_eq!(
+        tag_json("_aml_system_generator_config"),
+        json!({"name": "RANDOM", "parameter_space": {"--penalty": ["choice", [[0.5, 1, 1.5]]]}})
+    );
+    assert_eq!(
+        tag_json("_aml_system_policy_config"),
+        json!({"name": "Bandit", "properties": {"evaluation_interval": 1, "delay_evaluation": 0, "slack_factor": 0.2}})
+    );
+    assert_eq!(
+        tag_json("_aml_system_primary_metric_config"),
+        json!({"name": "Accuracy", "goal": "maximize"})
+    );
+    assert_eq!(tags["_aml_system_max_total_jobs"], "8");
+    assert_eq!(tags["_aml_system_max_concurrent_jobs"], "2");
+    assert_eq!(tags["_aml_system_max_duration_minutes"], "100");
+    for child in children {
+        let id = child["runId"].as_str().expect("child id");
+        assert!(id.starts_with(&format!("{parent_id}_")));
+        let hyperparameters = tag_json(&format!("_aml_system_{id}"));
+        let penalty = &hyperparameters["--penalty"];
+        assert!(
+            [json!(0.5), json!(1), json!(1.5)].contains(penalty),
+            "{hyperparameters}"
+        );
+    }
 }
 
 /// Prints a fixed curve (quality × shape) as v1 offline-log lines, slowly

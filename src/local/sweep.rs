@@ -10,9 +10,12 @@
 //! the child (`error.message` and the `cancel_reason` tag).
 //!
 //! What the parent records, so `run show -r HD_…` answers "how did it go":
-//! properties `best_child_run_id`, `score`, `best_metric_status`, child counts
-//! and the sweep settings; a tag `_aml_system_<child>` per child with its
-//! hyperparameters (as v1 did).
+//! properties `best_child_run_id`, `score`, `best_metric_status`, child counts;
+//! the sweep settings as v1 HyperDrive's tags (`_aml_system_generator_config`,
+//! `_aml_system_policy_config`, `_aml_system_primary_metric_config`,
+//! `_aml_system_max_total_jobs`, …, see [`crate::sweep::v1`]) and a tag
+//! `_aml_system_<child run id>` per child with its hyperparameters, which is
+//! where v1's `HyperDriveRun.get_hyperparameters()` looks.
 
 use super::runner::{CancelToken, ExecOptions, MetricHook};
 use super::store::{MetricPoint, NewRun, RunEnd, RunStatus, Store};
@@ -176,21 +179,6 @@ fn failed(message: impl Into<String>, hint: Option<&str>) -> WorkspaceError {
     }
 }
 
-fn goal_name(goal: Goal) -> &'static str {
-    match goal {
-        Goal::Maximize => "maximize",
-        Goal::Minimize => "minimize",
-    }
-}
-
-fn sampling_name(kind: SamplingKind) -> &'static str {
-    match kind {
-        SamplingKind::Random => "RANDOM",
-        SamplingKind::Grid => "GRID",
-        SamplingKind::Bayesian => "BAYESIANOPTIMIZATION",
-    }
-}
-
 /// Create the parent run (NotStarted, supervised by this process until it
 /// starts the sweep or hands it to a detached supervisor).
 fn create_parent(ws: &LocalWorkspace, request: &SubmitHyperdrive, seed: u64) -> WsResult<String> {
@@ -199,24 +187,38 @@ fn create_parent(ws: &LocalWorkspace, request: &SubmitHyperdrive, seed: u64) -> 
     let target = Some(request.script.run_config.target.clone())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "local".into());
-    let mut properties = Map::new();
-    let settings = [
+    let primary =
+        crate::sweep::v1::primary_metric_config(&hd.primary_metric_name, hd.primary_metric_goal)
+            .to_string();
+    let properties = [
         ("runTemplate", "HyperDrive".to_string()),
-        (
-            "primary_metric_config",
-            json!({"name": hd.primary_metric_name, "goal": goal_name(hd.primary_metric_goal)})
-                .to_string(),
-        ),
-        ("sampling", sampling_name(hd.sampling).to_string()),
-        ("policy", hd.policy.name().to_string()),
-        ("max_total_runs", hd.max_total_runs.to_string()),
-        ("max_concurrent_runs", hd.max_concurrent_runs.to_string()),
-        ("max_duration_minutes", hd.max_duration_minutes.to_string()),
+        ("azureml.runsource", "hyperdrive".to_string()),
+        ("primary_metric_config", primary.clone()),
         ("seed", seed.to_string()),
     ];
-    for (k, v) in settings {
-        properties.insert(k.into(), Value::String(v));
-    }
+    let properties: Map<String, Value> = properties
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v)))
+        .collect();
+    // What v1's HyperDriveRun reads back from the parent (`_get_tag_from_dict`).
+    let tags = [
+        (
+            "generator_config",
+            crate::sweep::v1::generator_config(hd.sampling, &hd.parameter_space).to_string(),
+        ),
+        ("primary_metric_config", primary),
+        (
+            "policy_config",
+            crate::sweep::v1::policy_config(&hd.policy).to_string(),
+        ),
+        ("max_total_jobs", hd.max_total_runs.to_string()),
+        ("max_concurrent_jobs", hd.max_concurrent_runs.to_string()),
+        ("max_duration_minutes", hd.max_duration_minutes.to_string()),
+    ];
+    let tags: BTreeMap<String, String> = tags
+        .into_iter()
+        .map(|(k, v)| (format!("_aml_system_{k}"), v))
+        .collect();
     let store = ws.store()?;
     store
         .create_run(&NewRun {
@@ -227,7 +229,7 @@ fn create_parent(ws: &LocalWorkspace, request: &SubmitHyperdrive, seed: u64) -> 
             target,
             display_name: None,
             properties,
-            tags: BTreeMap::new(),
+            tags,
         })
         .map_err(store_err)?;
     store

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod rng;
 pub mod sampler;
 pub mod space;
+pub mod v1;
 
 pub use bayes::initial_random;
 pub use policy::{Decision, Goal, PolicySpec, Reason, Slack, primary_metric};
