@@ -241,12 +241,16 @@ fn create_amlcompute_gets_first_takes_the_workspace_location_and_waits() {
         .map(|l| format!("{} {}", l.method, l.path))
         .collect();
     let compute_path = format!("{}/computes/cpu", FakeArm::workspace_path());
-    assert_eq!(
-        calls[0],
+    // Both GETs (must be absent; the workspace's location) before the PUT, in either order.
+    let put_at = calls.iter().position(|c| c.starts_with("PUT")).unwrap();
+    let mut before = calls[..put_at].to_vec();
+    before.sort();
+    let mut expected = vec![
         format!("GET {compute_path}"),
-        "GET before PUT: {calls:?}"
-    );
-    assert!(calls.contains(&format!("GET {}", FakeArm::workspace_path())));
+        format!("GET {}", FakeArm::workspace_path()),
+    ];
+    expected.sort();
+    assert_eq!(before, expected, "GETs before PUT: {calls:?}");
     let put = state.log.iter().find(|l| l.method == "PUT").unwrap();
     let body: Value = serde_json::from_str(&put.body).unwrap();
     assert_eq!(body["location"], "westeurope");

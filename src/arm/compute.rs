@@ -515,6 +515,20 @@ impl AzureWorkspace {
             })
     }
 
+    /// What every create needs before its PUT: the compute must not exist, and
+    /// the location (given, else the workspace's). The two GETs are independent,
+    /// so they run concurrently: one round trip instead of two.
+    async fn absent_and_location(
+        &self,
+        name: &str,
+        location: Option<&str>,
+    ) -> Result<(reqwest::Url, String), ArmError> {
+        tokio::try_join!(
+            self.ensure_absent(name),
+            self.location_or_workspace(location)
+        )
+    }
+
     /// A PUT would silently overwrite, so creation GETs first: an existing compute is an error.
     async fn ensure_absent(&self, name: &str) -> Result<reqwest::Url, ArmError> {
         let url = self.compute_url(name, "")?;
@@ -554,8 +568,9 @@ impl AzureWorkspace {
         no_wait: bool,
     ) -> Result<Value, ArmError> {
         spec.validate().map_err(invalid)?;
-        let url = self.ensure_absent(&spec.name).await?;
-        let location = self.location_or_workspace(spec.location.as_deref()).await?;
+        let (url, location) = self
+            .absent_and_location(&spec.name, spec.location.as_deref())
+            .await?;
         let body = amlcompute_body(spec, &location, self.subnet_id(spec.subnet.as_ref()))?;
         self.send_and_wait(Method::PUT, url, body, no_wait).await
     }
@@ -566,8 +581,9 @@ impl AzureWorkspace {
         spec: &ComputeInstanceSpec,
         no_wait: bool,
     ) -> Result<Value, ArmError> {
-        let url = self.ensure_absent(&spec.name).await?;
-        let location = self.location_or_workspace(spec.location.as_deref()).await?;
+        let (url, location) = self
+            .absent_and_location(&spec.name, spec.location.as_deref())
+            .await?;
         let body = compute_instance_body(spec, &location, self.subnet_id(spec.subnet.as_ref()));
         self.send_and_wait(Method::PUT, url, body, no_wait).await
     }
@@ -575,8 +591,9 @@ impl AzureWorkspace {
     /// `computetarget create aks`.
     pub async fn create_aks(&self, spec: &AksSpec, no_wait: bool) -> Result<Value, ArmError> {
         spec.validate().map_err(invalid)?;
-        let url = self.ensure_absent(&spec.name).await?;
-        let location = self.location_or_workspace(spec.location.as_deref()).await?;
+        let (url, location) = self
+            .absent_and_location(&spec.name, spec.location.as_deref())
+            .await?;
         let body = aks_body(spec, &location, self.subnet_id(spec.subnet.as_ref()));
         self.send_and_wait(Method::PUT, url, body, no_wait).await
     }
@@ -588,8 +605,7 @@ impl AzureWorkspace {
         location: Option<&str>,
         no_wait: bool,
     ) -> Result<Value, ArmError> {
-        let url = self.ensure_absent(name).await?;
-        let location = self.location_or_workspace(location).await?;
+        let (url, location) = self.absent_and_location(name, location).await?;
         let body = resource_body("DataFactory", &location, None, None, None, &[], None);
         self.send_and_wait(Method::PUT, url, body, no_wait).await
     }
@@ -598,8 +614,7 @@ impl AzureWorkspace {
     pub async fn attach(&self, name: &str, spec: &AttachSpec) -> Result<Value, ArmError> {
         // Refuse kinds the API lacks before any request.
         attach_body(spec, "")?;
-        let url = self.ensure_absent(name).await?;
-        let location = self.location_or_workspace(None).await?;
+        let (url, location) = self.absent_and_location(name, None).await?;
         let body = attach_body(spec, &location)?;
         self.send_and_wait(Method::PUT, url, body, false).await
     }

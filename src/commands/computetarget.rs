@@ -215,7 +215,9 @@ async fn local_attach_remote(
         private_key_file: args.private_key_file.clone(),
     };
     let store = ws.store()?;
-    let (record, info) = tokio::task::block_in_place(|| ssh_attach::attach(&store, request))?;
+    // Compute commands run on a one-thread runtime (see `commands::runtime_for`):
+    // nothing else runs meanwhile, so the blocking ssh probe may hold the thread.
+    let (record, info) = ssh_attach::attach(&store, request)?;
     ctx.printer.info(format!(
         "Connected to {} ({}); Python {} at {}",
         args.address, info.system, info.python_version, info.python_path

@@ -53,10 +53,7 @@ pub fn main() -> i32 {
         ctx.printer.error(&err, err.hint.as_deref());
         return exit::ERROR;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&cli.command) {
         Ok(runtime) => runtime,
         Err(e) => {
             ctx.printer
@@ -72,6 +69,20 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// Compute and workspace commands are a few sequential ARM (or SQLite) calls:
+/// one thread does them without worker threads to start or cross-thread
+/// wake-ups, each of which waits for a CPU on a loaded machine. Runs and sweeps
+/// supervise processes and serve MLflow at the same time: they get workers.
+fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match command {
+        Command::Computetarget(_) | Command::Workspace(_) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
 }
 
 /// `-t/--output-metadata-file` of the (sub)command that runs, if it has one.
