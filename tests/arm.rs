@@ -1211,3 +1211,192 @@ fn create_datafactory_puts_a_datafactory_in_the_workspace_location() {
     assert_eq!(fake.state().creations.get("adf"), Some(&1));
     assert_schema_clean(&fake);
 }
+
+// ---- issue 5 items pinned: subscription defaults, secrets, retries, LRO modes, az timeout ----
+
+/// `azml` with only the workspace and group: the subscription must come from elsewhere.
+fn run_without_subscription(mut cmd: Command, args: &[&str]) -> Run {
+    let out = cmd
+        .args(args)
+        .args(["-w", fake_arm::WS, "-g", fake_arm::RG])
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn subscription_defaults_to_azure_subscription_id_then_the_az_cli_profile() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    let home = tempfile::tempdir().unwrap();
+    let show = ["computetarget", "show", "-n", "cpu"];
+    let mut cmd = azml_cmd(&fake, home.path());
+    cmd.env("AZURE_SUBSCRIPTION_ID", fake_arm::SUB);
+    ok(run_without_subscription(cmd, &show));
+    // az writes its profile with a UTF-8 BOM; the default subscription is `isDefault`.
+    let az_dir = home.path().join("azcfg");
+    std::fs::create_dir_all(&az_dir).unwrap();
+    let profile = format!(
+        "\u{feff}{}",
+        json!({"subscriptions": [
+            {"id": "99999999-0000-0000-0000-000000000000", "isDefault": false},
+            {"id": fake_arm::SUB, "isDefault": true},
+        ]})
+    );
+    std::fs::write(az_dir.join("azureProfile.json"), profile).unwrap();
+    let mut cmd = azml_cmd(&fake, home.path());
+    cmd.env("AZURE_CONFIG_DIR", &az_dir);
+    ok(run_without_subscription(cmd, &show));
+    let state = fake.state();
+    assert_eq!(state.log.len(), 2);
+    assert!(state.log.iter().all(|l| {
+        l.path
+            .starts_with(&format!("/subscriptions/{}/", fake_arm::SUB))
+    }));
+}
+
+#[test]
+fn attach_remote_takes_the_password_from_azml_ssh_password_without_printing_it() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = azml_cmd(&fake, home.path());
+    cmd.env("AZML_SSH_PASSWORD", "env-Pa55word");
+    let r = ok(run_with(
+        cmd,
+        &[
+            "computetarget",
+            "attach",
+            "remote",
+            "-n",
+            "vm",
+            "-a",
+            "10.0.0.5",
+            "-u",
+            "azureuser",
+            "--debug",
+        ],
+    ));
+    assert!(!r.stdout.contains("env-Pa55word") && !r.stderr.contains("env-Pa55word"));
+    let put = put_body(&fake, "vm");
+    assert_eq!(
+        put["properties"]["properties"]["administratorAccount"]["password"],
+        "env-Pa55word"
+    );
+    assert_schema_clean(&fake);
+}
+
+#[test]
+fn every_retryable_status_is_retried_and_retries_stop_at_the_attempt_limit() {
+    use fake_arm::Fault;
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    let home = tempfile::tempdir().unwrap();
+    fake.force_faults(&[
+        Fault::Status(408),
+        Fault::Status(502),
+        Fault::Status(504),
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Unavailable,
+    ]);
+    ok(run(
+        &fake,
+        home.path(),
+        &["computetarget", "show", "-n", "cpu"],
+    ));
+    assert_eq!(fake.state().log.len(), 7, "six faults, then the answer");
+
+    // A status that is not transient is not retried.
+    fake.force_faults(&[Fault::Status(409)]);
+    let r = run(&fake, home.path(), &["computetarget", "show", "-n", "cpu"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(fake.state().log.len(), 8);
+
+    // Retries are bounded: AZML_RETRY_MAX_ATTEMPTS=3 gives up after the third 503.
+    fake.force_faults(&[Fault::Unavailable; 5]);
+    let mut cmd = azml_cmd(&fake, home.path());
+    cmd.env("AZML_RETRY_MAX_ATTEMPTS", "3");
+    let r = run_with(cmd, &["computetarget", "show", "-n", "cpu"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("(ServiceUnavailable)"), "{}", r.stderr);
+    assert_eq!(fake.state().log.len(), 11, "exactly three attempts");
+    fake.state().forced_faults.clear();
+
+    // …and bounded in time: a Retry-After beyond AZML_RETRY_MAX_SECS is not waited for.
+    let slow = FakeArm::start(Options {
+        retry_after: "30".into(),
+        ..Options::default()
+    });
+    slow.seed_compute("cpu", "AmlCompute", json!({}));
+    slow.force_faults(&[Fault::Throttle]);
+    let mut cmd = azml_cmd(&slow, home.path());
+    cmd.env("AZML_RETRY_MAX_SECS", "5");
+    let started = std::time::Instant::now();
+    let r = run_with(cmd, &["computetarget", "show", "-n", "cpu"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("(TooManyRequests)"), "{}", r.stderr);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(slow.state().log.len(), 1);
+}
+
+#[test]
+fn without_operation_headers_create_polls_the_provisioning_state() {
+    let fake = FakeArm::start(Options {
+        lro_headers: false,
+        ..Options::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "amlcompute",
+            "-n",
+            "cpu",
+            "-s",
+            "S",
+            "--max-nodes",
+            "2",
+        ],
+    ));
+    assert_eq!(r.json()["properties"]["provisioningState"], "Succeeded");
+    let state = fake.state();
+    let compute_path = format!("{}/computes/cpu", FakeArm::workspace_path());
+    let put_at = state.log.iter().position(|l| l.method == "PUT").unwrap();
+    let polls = state.log[put_at + 1..]
+        .iter()
+        .filter(|l| l.method == "GET" && l.path == compute_path)
+        .count();
+    assert!(polls >= 2, "polled the resource until it settled: {polls}");
+    assert!(!state.log.iter().any(|l| l.path.starts_with("/_ops/")));
+}
+
+#[test]
+fn a_hanging_az_cli_is_killed_after_the_timeout_and_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("az"), "#!/bin/sh\nexec sleep 30\n").unwrap();
+    std::fs::set_permissions(bin.join("az"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = with_path(azml_cmd(&fake, home.path()), &bin);
+    cmd.env_remove("AZML_ACCESS_TOKEN")
+        .env("AZML_AZ_TIMEOUT_SECS", "1");
+    let started = std::time::Instant::now();
+    let r = run_with(cmd, &["computetarget", "show", "-n", "cpu"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("az did not answer within 1 s"),
+        "{}",
+        r.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(fake.state().log.is_empty());
+}

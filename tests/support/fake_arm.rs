@@ -35,6 +35,8 @@ pub enum Fault {
     Unavailable,
     /// Do the work, then cut the connection before the body arrives.
     DropAfterWork,
+    /// Any other status, e.g. 408/502/504 (forced only, never random).
+    Status(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +50,9 @@ pub struct Options {
     pub retry_after: String,
     /// The only bearer token accepted (a fake identity endpoint's, in credential tests).
     pub token: String,
+    /// Send Azure-AsyncOperation/Location on creates; without them the client
+    /// must poll the resource's provisioningState.
+    pub lro_headers: bool,
 }
 
 impl Default for Options {
@@ -58,6 +63,7 @@ impl Default for Options {
             polls: 2,
             retry_after: "0".into(),
             token: TOKEN.into(),
+            lro_headers: true,
         }
     }
 }
@@ -253,7 +259,10 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let fault = pick_fault(&shared);
-    if let Some(f @ (Fault::Throttle | Fault::ServerError | Fault::Unavailable)) = fault {
+    if let Some(
+        f @ (Fault::Throttle | Fault::ServerError | Fault::Unavailable | Fault::Status(_)),
+    ) = fault
+    {
         log_request(&shared, &method, &uri, &headers, &body);
         return fault_response(f, &shared.options.retry_after);
     }
@@ -310,6 +319,7 @@ fn fault_response(fault: Fault, retry_after: &str) -> Response {
     let (status, code) = match fault {
         Fault::Throttle => (429, "TooManyRequests"),
         Fault::ServerError => (500, "InternalServerError"),
+        Fault::Status(status) => (status, "InjectedStatus"),
         _ => (503, "ServiceUnavailable"),
     };
     let mut r = error(status, code, "injected fault");
@@ -565,6 +575,9 @@ fn put_compute(state: &mut State, shared: &Shared, name: &str, body: &Bytes) -> 
     state
         .settling
         .insert(name.to_string(), shared.options.polls);
+    if !shared.options.lro_headers {
+        return reply(201, Some(resource)).header("Retry-After", "0");
+    }
     let id = new_op(state, shared, name, OpKind::Provision);
     reply(201, Some(resource))
         .header("Azure-AsyncOperation", op_url(shared, &id, ""))
