@@ -93,6 +93,32 @@ echo "SSH target overhead ($PROFILE, N=$N, $(nproc) cores, load $(cut -d' ' -f1 
 echo "  ssh host python3 -c pass (shared connection)   median ${b} ms"
 echo "  azml run submit-script -c box noop.py          median ${a} ms"
 awk -v a="$a" -v b="$b" 'BEGIN {printf "  ratio                                          %.2fx (goal <= 1.5x)\n", a / b}'
+# CPU time (user+sys of the command and the children it waited for: ssh
+# clients, and for azml also its tracking server threads); less noisy than wall under load.
+cpu_ms() {  # cpu_ms CMD...: median CPU milliseconds (getrusage of waited-for children) over N runs
+  python3 - "$N" "$@" <<'PY'
+import resource, statistics, subprocess, sys
+n, cmd = int(sys.argv[1]), sys.argv[2:]
+def used():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+samples = []
+for _ in range(n):
+    before = used()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples.append((used() - before) * 1000)
+print("%.1f" % statistics.median(samples))
+PY
+}
+echo "  CPU time, ssh host python3 -c pass             median $(cpu_ms "${SSH[@]}" python3 -c pass) ms (local ssh client only)"
+echo "  CPU time, azml run submit-script -c box        median $(cd "$p" && cpu_ms "$AZML" run submit-script -c box -e bench noop.py) ms (azml + its ssh clients)"
+if command -v strace >/dev/null; then  # process starts of one warm run (successful execve only)
+  (cd "$p" && strace -f -qq -z -e trace=execve -e signal=none -o "$work/execve.txt" \
+      "$AZML" run submit-script -c box -e bench noop.py >/dev/null 2>&1) || true
+  ssh_starts=$(grep -c 'execve("[^"]*/ssh",' "$work/execve.txt" || true)
+  control=$(grep 'execve("[^"]*/ssh",' "$work/execve.txt" | grep -c '"-O"' || true)
+  echo "  per warm run: $ssh_starts local ssh client starts, $control of them 'ssh -O' requests to the shared connection"
+fi
 
 # --- 2. sync of a 2,000-file tree -------------------------------------------
 p="$work/tree"
@@ -120,3 +146,13 @@ echo "  first submit:        $(submit)"
 echo "  unchanged resubmit:  $(submit)"
 echo "# changed" >> "$p/pkg07/m0007.py"
 echo "  one file changed:    $(submit)"
+# The same tree on this machine (`--ct local`): what the SSH path adds to it.
+local_submit() {
+  local t0 t1
+  t0=$(now_us)
+  (cd "$p" && "$AZML" run submit-script --ct local -e local noop.py >/dev/null 2>&1)
+  t1=$(now_us)
+  awk -v t=$((t1 - t0)) 'BEGIN {printf "%8.1f ms", t/1000}'
+}
+local_submit >/dev/null
+echo "  for comparison, --ct local unchanged resubmit: $(local_submit)"

@@ -59,8 +59,21 @@ struct JobState {
 /// A launch session that reported `ready`.
 struct Started {
     child: tokio::process::Child,
-    nonce: String,
     trailer: std::sync::mpsc::Receiver<LaunchTrailer>,
+}
+
+/// The environment's body for the host, computed once per launch.
+type EnvBody<'a> = dyn FnMut() -> Result<String, SshError> + 'a;
+
+fn join_forward(
+    handle: Option<std::thread::ScopedJoinHandle<'_, Result<Option<u16>, SshError>>>,
+) -> Result<Option<u16>, SshError> {
+    match handle {
+        Some(h) => h
+            .join()
+            .unwrap_or_else(|_| Err(panicked("tracking forward"))),
+        None => Ok(None),
+    }
 }
 
 /// How long a finished launch session's stderr may take to deliver its trailer.
@@ -132,29 +145,36 @@ impl SshLauncher {
         self.ssh.ensure_master_quick()?;
         self.ssh.ensure_known_hosts_dir()?;
         let local_tracking = tracking_port(&job.env);
-        let (started, forwarded, artifact_uri) = std::thread::scope(|s| {
-            let forward = s.spawn(|| {
+        let (started, forward) = std::thread::scope(|s| {
+            let mut forwarding = Some(s.spawn(|| {
                 local_tracking
                     .map(|port| self.ssh.forward_remote(port))
                     .transpose()
-            });
-            let artifacts = s.spawn(|| self.point_artifacts_at_the_host(job));
-            let started = self.start_with_tree(job);
-            let forwarded = forward
-                .join()
-                .unwrap_or_else(|_| Err(panicked("tracking forward")));
-            (started, forwarded, artifacts.join().ok().flatten())
+            }));
+            let mut artifacts = Some(s.spawn(|| self.point_artifacts_at_the_host(job)));
+            let mut forward = None;
+            let mut cached: Option<String> = None;
+            // Called by `start` right after the session is opened: the forward
+            // and the artifact record overlap with the session's set-up.
+            let mut env_body = || -> Result<String, SshError> {
+                if let Some(env) = &cached {
+                    return Ok(env.clone());
+                }
+                let remote = join_forward(forwarding.take())?;
+                forward = remote.zip(local_tracking);
+                let uri = artifacts.take().and_then(|h| h.join().ok()).flatten();
+                let env = self.env_script(job, uri, remote)?;
+                cached = Some(env.clone());
+                Ok(env)
+            };
+            let started = self.start_with_tree(job, &mut env_body);
+            // A launch that failed before asking for the environment.
+            if let Ok(Some(remote)) = join_forward(forwarding.take()) {
+                forward = local_tracking.map(|local| (remote, local));
+            }
+            (started, forward)
         });
-        let forward = match (forwarded, local_tracking) {
-            (Ok(Some(remote)), Some(local)) => Some((remote, local)),
-            (Ok(_), _) => None,
-            (Err(e), _) => return Err(e),
-        };
-        let Started {
-            mut child,
-            nonce,
-            trailer,
-        } = match started {
+        let Started { child, trailer } = match started {
             Ok(started) => started,
             Err(e) => {
                 if let Some((remote, local)) = forward {
@@ -163,19 +183,9 @@ impl SshLauncher {
                 return Err(e);
             }
         };
-        {
-            let mut st = lock(state);
-            st.forward = forward;
-            st.trailer = Some(trailer);
-        }
-        let env_script = self.env_script(job, artifact_uri, forward.map(|(r, _)| r))?
-            + &remote::launch_env_end(&nonce);
-        if let Some(mut stdin) = child.stdin.take() {
-            // The environment (with the tracking token) goes over stdin, then EOF.
-            tokio::spawn(async move {
-                let _ = stdin.write_all(env_script.as_bytes()).await;
-            });
-        }
+        let mut st = lock(state);
+        st.forward = forward;
+        st.trailer = Some(trailer);
         Ok(Launched {
             child,
             stop: Box::new(|_| {}),
@@ -205,7 +215,7 @@ impl SshLauncher {
 
     /// Launch from the snapshot's tree; sync first when the host is not known
     /// to have it, and again (once) when the host turns out not to.
-    fn start_with_tree(&self, job: &Job) -> Result<Started, SshError> {
+    fn start_with_tree(&self, job: &Job, env: &mut EnvBody) -> Result<Started, SshError> {
         let known = job
             .snapshot_id
             .as_deref()
@@ -221,17 +231,18 @@ impl SshLauncher {
             }
             None => self.sync_tree(job)?,
         };
-        if let Some(started) = self.start(job, &tree)? {
+        if let Some(started) = self.start(job, &tree, env)? {
             return Ok(started);
         }
         // The host lost it (its ~/.azml was cleaned): forget, sync, launch again.
         let _ = std::fs::remove_file(self.known_tree(&tree));
         let tree = self.sync_tree(job)?;
-        self.start(job, &tree)?.ok_or_else(|| SshError::Remote {
-            host: self.ssh.target.display(),
-            what: "preparing the run folder".into(),
-            detail: format!("snapshot tree {tree} is still missing after a sync"),
-        })
+        self.start(job, &tree, env)?
+            .ok_or_else(|| SshError::Remote {
+                host: self.ssh.target.display(),
+                what: "preparing the run folder".into(),
+                detail: format!("snapshot tree {tree} is still missing after a sync"),
+            })
     }
 
     /// Send what the host lacks of the job's snapshot and build its tree there.
@@ -274,7 +285,7 @@ impl SshLauncher {
 
     /// Open the launch session and wait for it to report. `None`: the host
     /// lacks the tree and nothing was started.
-    fn start(&self, job: &Job, tree: &str) -> Result<Option<Started>, SshError> {
+    fn start(&self, job: &Job, tree: &str, env: &mut EnvBody) -> Result<Option<Started>, SshError> {
         let nonce = format!("azml-{}", uuid::Uuid::new_v4().simple());
         let mut argv = vec![job.program.clone()];
         argv.extend(job.args.iter().cloned());
@@ -300,6 +311,15 @@ impl SshLauncher {
                 remote::filter_launch_stderr(raw_read, seen_write, &filter_nonce, &dest, status_tx);
             let _ = trailer_tx.send(trailer);
         });
+        // Sent at once, not after `ready`: the host never waits for it. Dropping
+        // the child on an error closes the session before the command starts.
+        let env_script = env()? + &remote::launch_env_end(&nonce);
+        if let Some(mut stdin) = child.stdin.take() {
+            // The environment (with the tracking token) goes over stdin, then EOF.
+            tokio::spawn(async move {
+                let _ = stdin.write_all(env_script.as_bytes()).await;
+            });
+        }
         match status_rx.recv() {
             Ok(LaunchStatus::Ready) => {
                 let stderr = std::process::ChildStderr::from(std::os::fd::OwnedFd::from(seen_read));
@@ -309,7 +329,6 @@ impl SshLauncher {
                 );
                 Ok(Some(Started {
                     child,
-                    nonce,
                     trailer: trailer_rx,
                 }))
             }

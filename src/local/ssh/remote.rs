@@ -3,9 +3,9 @@
 //! and fetching `outputs/` and `logs/` back.
 //!
 //! Host layout: `~/.azml/runs/<runId>/` is the snapshot and the working
-//! folder; `~/.azml/state/<runId>/` holds azml's own `pid` (the process group)
-//! and `exit` (the exit status) files, so a later connection can tell what
-//! happened while it was away.
+//! folder; `~/.azml/state/<runId>.pid` (the process group) and
+//! `~/.azml/state/<runId>.exit` (the exit status) are azml's own, so a later
+//! connection can tell what happened while it was away.
 
 use super::SshError;
 use super::command::{SSH_FAILURE, Ssh};
@@ -195,10 +195,10 @@ pub fn launch_script(run_id: &str, argv: &[String]) -> String {
     format!(
         r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}
 {pick_python}
-mkdir -p "$S" && cd "$R" || {{ echo "azml: run folder $R is missing on the host" >&2; exit 125; }}
+mkdir -p "$HOME/.azml/state" && cd "$R" || {{ echo "azml: run folder $R is missing on the host" >&2; exit 125; }}
 eval "$(cat)" || exit 125
 mkdir -p outputs logs
-rm -f "$S/exit"
+rm -f "$S.exit"
 {start}
 exit "$rc""#,
         run = quote(run_id),
@@ -219,13 +219,16 @@ pub fn tree_launch_script(run_id: &str, tree: &str, nonce: &str, argv: &[String]
     format!(
         r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}; T="$HOME/.azml/trees/"{tree}; N={nonce}
 [ -d "$T" ] || {{ printf '%s notree\n' "$N" >&2; exit 0; }}
-mkdir -p "$S" "$R" && cp -R "$T/." "$R/" && cd "$R" || {{ echo "azml: cannot create the run folder $R on the host" >&2; exit 125; }}
+[ -d "$HOME/.azml/state" ] || mkdir -p "$HOME/.azml/state"
+if [ ! -e "$R" ] && cp -R "$T" "$R" 2>/dev/null; then :; else mkdir -p "$R" && cp -R "$T/." "$R/"; fi && cd "$R" || {{ echo "azml: cannot create the run folder $R on the host" >&2; exit 125; }}
+[ -d outputs ] && [ -d logs ] || mkdir -p outputs logs
 printf '%s ready\n' "$N" >&2
 {pick_python}
-eval "$(cat)" || exit 125
+env=; while IFS= read -r line; do env="$env$line
+"; done
+eval "$env" || exit 125
 [ "$AZML_LAUNCH" = "$N" ] || {{ echo "azml: the run's environment did not arrive" >&2; exit 125; }}
 unset AZML_LAUNCH
-mkdir -p outputs logs
 {start}
 kill -KILL -$pid 2>/dev/null
 has=; for f in outputs/* outputs/.[!.]* logs/* logs/.[!.]*; do [ -e "$f" ] && {{ has=1; break; }}; done
@@ -251,9 +254,9 @@ else
   python3 -c 'import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' CMD </dev/null &
 fi
 pid=$!
-echo "$pid" > "$S/pid"
+echo "$pid" > "$S.pid"
 wait "$pid"; rc=$?
-echo "$rc" > "$S/exit""#;
+echo "$rc" > "$S.exit""#;
 
 /// The `$PY` picking lines and the quoted command line for `argv`.
 fn command_line(argv: &[String]) -> (String, String) {
@@ -414,9 +417,9 @@ fn pick_python_script(program: &str) -> String {
 fn stop_script(run_id: &str) -> String {
     format!(
         r#"S="$HOME/.azml/state/"{run}
-i=0; while [ ! -s "$S/pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
-[ -s "$S/pid" ] || exit 0
-pg=$(cat "$S/pid")
+i=0; while [ ! -s "$S.pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+[ -s "$S.pid" ] || exit 0
+pg=$(cat "$S.pid")
 kill -TERM -$pg 2>/dev/null || kill -TERM $pg 2>/dev/null
 i=0; while [ $i -lt 50 ]; do
   kill -0 -$pg 2>/dev/null || kill -0 $pg 2>/dev/null || exit 0
@@ -434,10 +437,10 @@ kill -KILL -$pg 2>/dev/null; kill -KILL $pg 2>/dev/null; exit 0"#,
 pub fn signal_script(run_id: &str, signal: &str) -> String {
     format!(
         r#"S="$HOME/.azml/state/"{run}
-i=0; while [ ! -s "$S/pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
-[ -s "$S/pid" ] || {{ echo nopid; exit 0; }}
-pg=$(cat "$S/pid")
-state=signalled; [ -s "$S/exit" ] && state=exited
+i=0; while [ ! -s "$S.pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+[ -s "$S.pid" ] || {{ echo nopid; exit 0; }}
+pg=$(cat "$S.pid")
+state=signalled; [ -s "$S.exit" ] && state=exited
 if kill -{sig} -$pg 2>/dev/null || kill -{sig} $pg 2>/dev/null; then echo $state; elif [ $state = exited ]; then echo exited; else echo gone; fi"#,
         run = quote(run_id),
         sig = quote(signal)
@@ -464,8 +467,8 @@ pub fn host_run_state(ssh: &Ssh, run_id: &str) -> Result<HostRunState, SshError>
     check_run_id(run_id)?;
     let script = format!(
         r#"S="$HOME/.azml/state/"{run}
-if [ -s "$S/exit" ]; then echo "exit $(cat "$S/exit")"; exit 0; fi
-pg=$(cat "$S/pid" 2>/dev/null)
+if [ -s "$S.exit" ]; then echo "exit $(cat "$S.exit")"; exit 0; fi
+pg=$(cat "$S.pid" 2>/dev/null)
 if [ -n "$pg" ] && kill -0 -$pg 2>/dev/null; then echo running; else echo gone; fi"#,
         run = quote(run_id)
     );
@@ -558,16 +561,16 @@ pub fn finish(ssh: &Ssh, run_id: &str, dest: &Path) -> Result<Finish, SshError> 
     check_run_id(run_id)?;
     let script = format!(
         r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}
-i=0; while [ ! -s "$S/pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
-[ -s "$S/pid" ] || exit 5
-pg=$(cat "$S/pid")
-if [ -s "$S/exit" ]; then
+i=0; while [ ! -s "$S.pid" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+[ -s "$S.pid" ] || exit 5
+pg=$(cat "$S.pid")
+if [ -s "$S.exit" ]; then
   kill -KILL -$pg 2>/dev/null
   cd "$R" || exit 0
 {TAR_OUTPUTS}
 fi
 if kill -KILL -$pg 2>/dev/null || kill -KILL $pg 2>/dev/null; then exit 3; fi
-[ -s "$S/exit" ] && exit 0
+[ -s "$S.exit" ] && exit 0
 exit 4"#,
         run = quote(run_id)
     );

@@ -166,7 +166,8 @@ def build():
         data = f.read()
     tmp = os.path.join(trees, '.tmp.%s.%d' % (tree, os.getpid()))
     root = os.fsencode(tmp)
-    os.makedirs(root)
+    for d in (b'outputs', b'logs'):
+        os.makedirs(os.path.join(root, d))
     for h, x, size, p in entries(data):
         parts = p.split(b'/')
         if p.startswith(b'/') or b'..' in parts or b'' in parts:
@@ -199,8 +200,8 @@ def fill():
             copy(src, dest)
             os.chmod(dest, os.stat(src).st_mode & 0o777)
 if op == 'plan':
-    os.makedirs(objs, exist_ok=True)
-    os.makedirs(trees, exist_ok=True)
+    for d in (objs, trees, os.path.join(base, 'runs'), os.path.join(base, 'state')):
+        os.makedirs(d, exist_ok=True)
     data = sys.stdin.buffer.read()
     tmp = '%s.tmp.%d' % (mf, os.getpid())
     with open(tmp, 'wb') as f:
