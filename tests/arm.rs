@@ -1400,3 +1400,31 @@ fn a_hanging_az_cli_is_killed_after_the_timeout_and_reported() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(fake.state().log.is_empty());
 }
+
+#[test]
+fn output_is_the_arm_resource_so_query_and_tsv_pick_its_fields() {
+    let fake = FakeArm::start(Options::default());
+    fake.seed_compute("cpu", "AmlCompute", json!({}));
+    let home = tempfile::tempdir().unwrap();
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "show",
+            "-n",
+            "cpu",
+            "--query",
+            "properties.provisioningState",
+            "-o",
+            "tsv",
+        ],
+    ));
+    assert_eq!(r.stdout, "Succeeded\n");
+    let r = ok(run(
+        &fake,
+        home.path(),
+        &["workspace", "show", "--query", "location", "-o", "tsv"],
+    ));
+    assert_eq!(r.stdout, "westeurope\n");
+}

@@ -395,3 +395,37 @@ fn a_plain_http_authority_host_is_refused() {
     assert!(env.identity.requests().is_empty());
     assert!(!r.stderr.contains(&secret));
 }
+
+#[test]
+fn the_az_cli_is_asked_for_the_sovereign_clouds_arm_resource() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = start(IdentityOptions::default());
+    let bin = env.home.path().join("bin-args");
+    std::fs::create_dir_all(&bin).unwrap();
+    let args_file = env.home.path().join("az-args");
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" > '{}'\nprintf '{{\"accessToken\": \"{}\", \"expires_on\": %s}}' $(( $(date +%s) + 3600 ))\n",
+        args_file.display(),
+        env.identity.options.token
+    );
+    std::fs::write(bin.join("az"), script).unwrap();
+    std::fs::set_permissions(bin.join("az"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = env.azml();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    cmd.env("PATH", path)
+        .args(["--cloud", "AzureChinaCloud", "--auth", "cli"]);
+    ok(run(cmd, &["computetarget", "show", "-n", "cpu"]));
+    let args = std::fs::read_to_string(&args_file).unwrap();
+    assert!(
+        args.contains(
+            "account get-access-token --resource https://management.core.chinacloudapi.cn/"
+        ),
+        "{args}"
+    );
+    env.assert_arm_saw_only_the_issued_token();
+    let cache = env
+        .home
+        .path()
+        .join("cache/azml/az-cli-token-AzureChinaCloud.json");
+    assert!(cache.exists(), "cached per cloud");
+}
