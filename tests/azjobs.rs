@@ -916,6 +916,16 @@ fn azure_project() -> tempfile::TempDir {
 /// `azml <group> <command> --path <project> <rest…>` (the script's own
 /// arguments come last, so `--path` must precede them).
 fn azml(cloud: &Cloud, project: &std::path::Path, args: &[&str]) -> std::process::Output {
+    azml_with_cache(cloud, project, cloud.cache.path(), args)
+}
+
+/// `azml` with its own upload cache folder (a fresh one = another machine).
+fn azml_with_cache(
+    cloud: &Cloud,
+    project: &std::path::Path,
+    cache: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
     let (command, rest) = args.split_at(2.min(args.len()));
     assert_cmd::Command::cargo_bin("azml")
         .expect("azml binary")
@@ -925,7 +935,7 @@ fn azml(cloud: &Cloud, project: &std::path::Path, args: &[&str]) -> std::process
         .args(rest)
         .env("AZML_ARM_ENDPOINT", &cloud.fake.base)
         .env("AZML_ACCESS_TOKEN", fake_jobs::TOKEN)
-        .env("AZML_CACHE_DIR", cloud.cache.path())
+        .env("AZML_CACHE_DIR", cache)
         .env("AZML_JOB_POLL_MS", "10")
         .env("AZML_RETRY_BASE_MS", "1")
         .env_remove("AZURE_SUBSCRIPTION_ID")
@@ -1102,6 +1112,102 @@ fn resubmitting_unchanged_code_sends_nothing_and_one_change_sends_one_file() {
         changed.len() as u64
     );
     assert_ne!(code_of(&cloud, &third), code_of(&cloud, &first));
+    assert_no_violations(&cloud.fake);
+}
+
+/// A folder this machine never uploaded is uploaded while it is hashed; when
+/// the hash is already known (another machine, or the SDK, uploaded the same
+/// folder) the code version is reused and no second one is registered.
+#[test]
+fn a_new_folder_uploads_while_hashing_and_a_known_one_is_reused_by_another_machine() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let weights: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    write_file(project.path(), "data/weights.bin", &weights);
+    let args = [
+        "run",
+        "submit-script",
+        "-c",
+        "train",
+        "-e",
+        "exp",
+        "--async",
+        "train.py",
+    ];
+    let first = azml(&cloud, project.path(), &args);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let folder = cloud.fake.state().pending_uploads[0].clone();
+    let prefix = folder
+        .split("/azureml-blobstore/")
+        .nth(1)
+        .expect("folder in the container")
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for (rel, expected) in [
+        ("data/weights.bin", weights.clone()),
+        (
+            "train.py",
+            std::fs::read(project.path().join("train.py")).expect("read"),
+        ),
+    ] {
+        let stored = rt.block_on(
+            cloud
+                .azurite
+                .get_blob("azureml-blobstore", &format!("{prefix}/{rel}")),
+        );
+        assert_eq!(stored.as_deref(), Some(expected.as_slice()), "{rel}");
+    }
+    let order: Vec<String> = cloud
+        .fake
+        .state()
+        .log
+        .iter()
+        .filter(|l| l.path.contains("/codes/"))
+        .map(|l| {
+            format!(
+                "{} {}",
+                l.method,
+                l.path.rsplit('/').next().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["POST startPendingUpload", "GET versions", "PUT 1"],
+        "the upload starts before the hash lookup"
+    );
+    let codes = cloud.fake.requests("PUT", "/codes/");
+    assert_eq!(codes.len(), 1);
+    let code: Value = serde_json::from_str(&codes[0].body).expect("code body");
+    assert_eq!(code["properties"]["codeUri"], folder.as_str());
+
+    let elsewhere = tempfile::tempdir().expect("another cache");
+    let second = azml_with_cache(&cloud, project.path(), elsewhere.path(), &args);
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        cloud.fake.requests("PUT", "/codes/").len(),
+        1,
+        "the known hash is reused"
+    );
+    let code_ids: Vec<Value> = cloud
+        .fake
+        .state()
+        .jobs
+        .values()
+        .map(|j| j["properties"]["codeId"].clone())
+        .collect();
+    assert_eq!(code_ids.len(), 2);
+    assert_eq!(code_ids[0], code_ids[1]);
     assert_no_violations(&cloud.fake);
 }
 
@@ -1400,6 +1506,161 @@ fn following_a_sweep_streams_its_latest_trial_logs() {
             "{stderr}"
         );
     }
+}
+
+/// `git` in a test project; None (skip) when git is missing and CI does not require it.
+fn git(dir: &std::path::Path, args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output();
+    match output {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("AZML_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+                "AZML_TEST_REQUIRE_ALL=1 but git cannot run: {e}"
+            );
+            eprintln!("skipping: git cannot run: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_git_checkout_gives_the_sdks_git_properties_and_the_studio_link_is_printed() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let root = project.path();
+    let Some(_) = git(root, &["init", "-q", "-b", "main"]) else {
+        return;
+    };
+    git(root, &["config", "user.email", "t@example.com"]);
+    git(root, &["config", "user.name", "t"]);
+    git(
+        root,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://user:s3cret@github.com/example/repo.git",
+        ],
+    );
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-qm", "first"]);
+    let head = git(root, &["rev-parse", "HEAD"]).expect("HEAD");
+    write_file(root, "train.py", b"print('uncommitted change')\n");
+
+    let output = azml(
+        &cloud,
+        root,
+        &[
+            "run",
+            "submit-script",
+            "-c",
+            "train",
+            "-e",
+            "exp",
+            "train.py",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let run_id = stdout_json(&output)["runId"]
+        .as_str()
+        .expect("runId")
+        .to_string();
+    let job = cloud.fake.state().jobs[&run_id].clone();
+    let props = &job["properties"]["properties"];
+    assert_eq!(props["mlflow.source.git.commit"], head.as_str());
+    assert_eq!(props["mlflow.source.git.branch"], "main");
+    assert_eq!(
+        props["mlflow.source.git.repoURL"],
+        "https://github.com/example/repo.git"
+    );
+    assert_eq!(props["azureml.git.dirty"], "True");
+    assert!(!job.to_string().contains("s3cret"), "credentials leaked");
+    assert!(
+        stderr.contains(&format!(
+            "Web View: https://ml.azure.com/runs/{run_id}?wsid="
+        )),
+        "{stderr}"
+    );
+    // The conda file went out as the SDK re-dumps it (keys sorted, PyYAML layout).
+    let env = cloud.fake.requests("PUT", "/environments/");
+    let body: Value = serde_json::from_str(&env[0].body).expect("env body");
+    assert_eq!(
+        body["properties"]["condaFile"],
+        "dependencies:\n- python=3.10\nname: train\n"
+    );
+    assert_no_violations(&cloud.fake);
+}
+
+#[test]
+fn ctrl_c_stops_watching_says_how_to_cancel_and_leaves_the_job_running() {
+    let Some(cloud) = cloud() else { return };
+    cloud.fake.state().final_status = "Running".into();
+    let project = azure_project();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("azml"))
+        .args(["run", "submit-script", "--path"])
+        .arg(project.path())
+        .args(["-c", "train", "-e", "exp", "train.py"])
+        .env("AZML_ARM_ENDPOINT", &cloud.fake.base)
+        .env("AZML_ACCESS_TOKEN", fake_jobs::TOKEN)
+        .env("AZML_CACHE_DIR", cloud.cache.path())
+        .env("AZML_JOB_POLL_MS", "10")
+        .env_remove("AZML_LOCAL_WORKSPACE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("azml starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !seen.iter().any(|l: &String| l.contains("epoch 3 loss")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no logs streamed before the deadline: {seen:?}");
+            }
+        }
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = child.wait().expect("azml exits");
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("the job keeps running"), "{stderr}");
+    assert!(stderr.contains("azml run cancel -r "), "{stderr}");
+    assert!(cloud.fake.requests("POST", "/cancel").is_empty());
+    let state = cloud.fake.state();
+    let job = state.jobs.values().next().expect("the job");
+    assert_eq!(job["properties"]["status"], "Running");
 }
 
 #[test]

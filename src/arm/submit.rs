@@ -89,8 +89,14 @@ async fn prepare(
 ) -> WsResult<JobContext> {
     let rc = &request.run_config;
     let compute_id = jobs::compute_id(&ws.workspace, &rc.target).map_err(other)?;
-    let code_id = upload_code(ws, &request.source_dir, &request.project_dir, logs).await?;
-    let environment_id = resolve_environment(ws, rc, &request.project_dir).await?;
+    // Independent round trips and processes: overlap them.
+    let source_dir = request.source_dir.clone();
+    let git = tokio::task::spawn_blocking(move || git_properties(&source_dir));
+    let (code_id, environment_id) = tokio::try_join!(
+        upload_code(ws, &request.source_dir, &request.project_dir, logs),
+        resolve_environment(ws, rc, &request.project_dir),
+    )?;
+    let properties = git.await.map_err(other)?;
     let run_id = jobs::new_run_id(&request.experiment, unix_now(), rand::random::<u32>());
     Ok(JobContext {
         run_id,
@@ -100,7 +106,7 @@ async fn prepare(
         environment_id,
         compute_id,
         tags: BTreeMap::new(),
-        properties: git_properties(&request.source_dir),
+        properties,
         seed,
     })
 }
@@ -142,6 +148,13 @@ async fn submit_and_follow(
 /// The code version id for `source_dir`: found by content hash when the
 /// workspace has it (no blob traffic), else uploaded (incrementally when the
 /// folder was uploaded before) and registered.
+///
+/// A folder this machine never uploaded to the workspace is most likely new
+/// to it, so its upload starts while the hash is still being computed
+/// instead of after it (hashing 200 MB is a sizeable part of the time). If
+/// the hash then turns out to be known (e.g. the SDK uploaded the same
+/// folder), the upload is abandoned: at most the bytes sent while hashing
+/// were wasted.
 async fn upload_code(
     ws: &AzureWorkspace,
     source_dir: &Path,
@@ -155,10 +168,23 @@ async fn upload_code(
         .as_deref()
         .map(UploadCache::load)
         .unwrap_or_default();
-    let snapshot = hash_in_background(source_dir, project_dir, cache.clone()).await?;
+    let files = list_in_background(source_dir, project_dir).await?;
     let client = ws.client().map_err(arm)?;
     let name = uuid::Uuid::new_v4().to_string();
+    let version = "1";
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let hashing = hash_in_background(source_dir, files.clone(), cache.clone());
+    let speculative = if cache.content_hash.is_empty() && total >= SPECULATIVE_UPLOAD_BYTES {
+        let target = start_pending_upload(client, &ws_path, &name, version).await?;
+        let unhashed = code_upload::Snapshot::unhashed(source_dir, files);
+        let upload = spawn_upload(unhashed, target.folder.clone(), None, &name, version);
+        Some((target, AbortOnDrop(upload)))
+    } else {
+        None
+    };
+    let snapshot = hashing.await?;
     if let Some(id) = find_code_by_hash(client, &ws_path, &name, &snapshot.content_hash).await? {
+        drop(speculative); // abandons the upload
         save_cache(
             cache_path.as_deref(),
             &snapshot,
@@ -167,44 +193,36 @@ async fn upload_code(
         );
         return Ok(id);
     }
-    let version = "1";
-    let versions = format!("{ws_path}/codes/{name}/versions/{version}");
-    let pending = client
-        .call(
-            Method::POST,
-            client.url(&format!("{versions}/startPendingUpload"), &[]),
-            Some(&json!({"pendingUploadType": "TemporaryBlobReference"})),
-        )
-        .await
-        .map_err(arm)?
-        .body;
-    let (blob_uri, sas_uri) = pending_target(&pending)?;
-    let folder = BlobFolder::new(blob_http()?, &sas_uri, RetryPolicy::from_env()).map_err(other)?;
-    let previous = cache
-        .uploaded_to
-        .as_deref()
-        .and_then(|url| folder.sibling(url))
-        .map(|prev| PreviousUpload {
-            folder: prev,
-            files: cache.files.clone(),
-        });
-    let bar = code_upload::progress_bar(snapshot.total_bytes(), false);
-    let report = code_upload::upload_snapshot(
-        &snapshot,
-        &folder,
-        previous.as_ref(),
-        (&name, version),
-        &bar,
-    )
-    .await
-    .map_err(other)?;
-    bar.finish_and_clear();
+    let (target, mut upload) = match speculative {
+        Some(started) => started,
+        None => {
+            let target = start_pending_upload(client, &ws_path, &name, version).await?;
+            let previous = cache
+                .uploaded_to
+                .as_deref()
+                .and_then(|url| target.folder.sibling(url))
+                .map(|prev| PreviousUpload {
+                    folder: prev,
+                    files: cache.files.clone(),
+                });
+            let upload = spawn_upload(
+                snapshot.clone(),
+                target.folder.clone(),
+                previous,
+                &name,
+                version,
+            );
+            (target, AbortOnDrop(upload))
+        }
+    };
+    let report = (&mut upload.0).await.map_err(other)?.map_err(other)?;
     logs.info(&format!(
         "Uploaded code: {} files sent, {} unchanged files copied in the workspace storage",
         report.files_uploaded, report.files_copied
     ));
+    let versions = format!("{ws_path}/codes/{name}/versions/{version}");
     let body = json!({"properties": {
-        "codeUri": blob_uri,
+        "codeUri": target.blob_uri,
         "isAnonymous": true,
         "properties": {"hash_sha256": snapshot.content_hash, "hash_version": code_upload::HASH_VERSION},
     }});
@@ -217,27 +235,105 @@ async fn upload_code(
     save_cache(
         cache_path.as_deref(),
         &snapshot,
-        Some(folder.url_without_sas()),
+        Some(target.folder.url_without_sas()),
         Some(id.clone()),
     );
     Ok(id)
 }
 
-/// Listing and hashing read the whole tree: keep them off the async threads.
-async fn hash_in_background(
+/// Below this, hashing is too quick for uploading alongside it to matter,
+/// and a found hash should cost no pending-upload request.
+const SPECULATIVE_UPLOAD_BYTES: u64 = 1 << 20;
+
+/// Where startPendingUpload says to put the files.
+struct PendingTarget {
+    blob_uri: String,
+    folder: BlobFolder,
+}
+
+async fn start_pending_upload(
+    client: &ArmClient,
+    ws_path: &str,
+    name: &str,
+    version: &str,
+) -> WsResult<PendingTarget> {
+    let url = client.url(
+        &format!("{ws_path}/codes/{name}/versions/{version}/startPendingUpload"),
+        &[],
+    );
+    let pending = client
+        .call(
+            Method::POST,
+            url,
+            Some(&json!({"pendingUploadType": "TemporaryBlobReference"})),
+        )
+        .await
+        .map_err(arm)?
+        .body;
+    let (blob_uri, sas_uri) = pending_target(&pending)?;
+    let folder = BlobFolder::new(blob_http()?, &sas_uri, RetryPolicy::from_env()).map_err(other)?;
+    Ok(PendingTarget { blob_uri, folder })
+}
+
+/// An upload task that stops when its handle is dropped (the code was found
+/// by hash, or the submission failed elsewhere), rather than running on.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Upload on its own task, so it can run while the hash is computed and be
+/// abandoned if the workspace turns out to have the code already.
+fn spawn_upload(
+    snapshot: code_upload::Snapshot,
+    folder: BlobFolder,
+    previous: Option<PreviousUpload>,
+    name: &str,
+    version: &str,
+) -> tokio::task::JoinHandle<Result<code_upload::UploadReport, code_upload::UploadError>> {
+    let (name, version) = (name.to_string(), version.to_string());
+    tokio::spawn(async move {
+        let bar = code_upload::progress_bar(snapshot.total_bytes(), false);
+        let report = code_upload::upload_snapshot(
+            &snapshot,
+            &folder,
+            previous.as_ref(),
+            (&name, &version),
+            &bar,
+        )
+        .await;
+        bar.finish_and_clear();
+        report
+    })
+}
+
+/// Listing stats the whole tree: keep it off the async threads.
+async fn list_in_background(
     source_dir: &Path,
     project_dir: &Path,
-    cache: UploadCache,
-) -> WsResult<code_upload::Snapshot> {
+) -> WsResult<Vec<code_upload::SourceFile>> {
     let root = source_dir.to_path_buf();
     let exclude = local_workspace_dirs(project_dir);
-    tokio::task::spawn_blocking(move || {
-        let files = code_upload::list_source_files(&root, &exclude)?;
-        code_upload::hash_snapshot(&root, files, Some(&cache))
-    })
-    .await
-    .map_err(other)?
-    .map_err(other)
+    tokio::task::spawn_blocking(move || code_upload::list_source_files(&root, &exclude))
+        .await
+        .map_err(other)?
+        .map_err(other)
+}
+
+/// Hashing reads the whole tree (unless the cache vouches for it): on a
+/// blocking thread, started now and awaited later.
+fn hash_in_background(
+    source_dir: &Path,
+    files: Vec<code_upload::SourceFile>,
+    cache: UploadCache,
+) -> impl std::future::Future<Output = WsResult<code_upload::Snapshot>> {
+    let root = source_dir.to_path_buf();
+    let task =
+        tokio::task::spawn_blocking(move || code_upload::hash_snapshot(&root, files, Some(&cache)));
+    async move { task.await.map_err(other)?.map_err(other) }
 }
 
 /// The embedded local workspace lives in the project; it is never code.
