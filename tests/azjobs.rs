@@ -484,7 +484,11 @@ fn anonymous_environment_body_is_a_schema_valid_environment_version() {
     let rc = load_rc("generated-azureml-core-1.57.0/.azureml/docker");
     let conda_path =
         examples_dir().join("generated-azureml-core-1.57.0/.azureml/conda_dependencies.yml");
-    let conda = std::fs::read_to_string(conda_path).expect("conda file");
+    let raw = std::fs::read_to_string(conda_path).expect("conda file");
+    // As `run submit-script` sends it: the SDK's PyYAML re-dump.
+    let conda = azml::arm::conda::sdk_conda_text(&raw)
+        .expect("valid YAML")
+        .expect("not empty");
     let plan = environment::plan(&rc.environment, Some(&conda)).expect("plans");
     // `name: default-environment` without a version is an inline definition, not a reference.
     let EnvironmentPlan::Anonymous(fallback) = plan else {
