@@ -1019,7 +1019,11 @@ fn an_unchanged_resubmit_launches_from_the_hosts_tree_and_a_wiped_cache_is_resyn
     p.write("data/input.txt", "payload\n");
     p.write(
         "read.py",
-        "import os\nprint(open('data/input.txt').read().strip(), os.access('read.py', os.W_OK))\nopen('outputs/o.txt', 'w').write('x')\n",
+        "import glob, os\n\
+         token = os.environ['MLFLOW_TRACKING_TOKEN'].encode()\n\
+         leaks = [f for f in glob.glob('/proc/[0-9]*/cmdline') if token in open(f, 'rb').read()]\n\
+         print(open('data/input.txt').read().strip(), os.access('read.py', os.W_OK), 'leaks', leaks)\n\
+         open('outputs/o.txt', 'w').write('x')\n",
     );
     let submit = || {
         let out = p.run(&[
@@ -1041,7 +1045,7 @@ fn an_unchanged_resubmit_launches_from_the_hosts_tree_and_a_wiped_cache_is_resyn
     let (run, second) = submit();
     assert!(second.contains("already on"), "{second}");
     assert!(!second.contains("synced"), "{second}");
-    assert!(second.contains("payload True"), "{second}");
+    assert!(second.contains("payload True leaks []"), "{second}");
     let run_id = run["runId"].as_str().expect("runId");
     let local_output = walk(p.path())
         .into_iter()
@@ -1101,6 +1105,84 @@ fn ctrl_c_cancels_the_run_and_kills_the_remote_process_group() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until no host process carries `marker` (the remote group is gone).
+fn assert_remote_processes_end(marker: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !sshd::pids_with(marker).is_empty() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_for_remote_process(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sshd::pids_with(marker).is_empty() {
+        assert!(Instant::now() < deadline, "the remote script never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--async` hands the run to a detached supervisor (a single-threaded
+/// runtime); `run cancel` from another azml process reaches the host.
+#[test]
+fn run_cancel_of_an_async_run_kills_the_remote_process_group() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.write(
+        "sleepy.py",
+        "import subprocess, time\nsubprocess.Popen(['sleep', '7654329'])\ntime.sleep(300)\n",
+    );
+    let submitted = p.json(&[
+        "run",
+        "submit-script",
+        "--ct",
+        "box",
+        "-e",
+        "e",
+        "--async",
+        "sleepy.py",
+    ]);
+    let run_id = submitted["runId"].as_str().expect("runId").to_string();
+    wait_for_remote_process("7654329");
+    let out = p.run(&["run", "cancel", "-r", &run_id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_remote_processes_end("7654329", "the remote grandchild survived run cancel");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = p.json(&["run", "show", "-r", &run_id]);
+        if run["status"] == "Canceled" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{run}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn max_run_duration_cancels_the_remote_run() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.write(
+        ".azureml/slow.runconfig",
+        "target: box\nmaxRunDurationSeconds: 2\nenvironment:\n  python:\n    userManagedDependencies: true\n    interpreterPath: python3\n",
+    );
+    p.write(
+        "sleepy.py",
+        "import subprocess, time\nsubprocess.Popen(['sleep', '7654327'])\ntime.sleep(300)\n",
+    );
+    let out = p.run(&["run", "submit-script", "-c", "slow", "-e", "e", "sleepy.py"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let run = submit_output_json(&out);
+    assert_eq!(run["status"], "Canceled", "{run}");
+    let reason = run["error"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("maxRunDurationSeconds (2 s)"), "{run}");
+    assert_remote_processes_end("7654327", "the remote grandchild outlived the time limit");
 }
 
 #[test]

@@ -161,8 +161,10 @@ impl SshLauncher {
                     return Ok(env.clone());
                 }
                 let remote = join_forward(forwarding.take())?;
+                tracing::debug!(?remote, "tracking forward ready");
                 forward = remote.zip(local_tracking);
                 let uri = artifacts.take().and_then(|h| h.join().ok()).flatten();
+                tracing::debug!("artifact location recorded");
                 let env = self.env_script(job, uri, remote)?;
                 cached = Some(env.clone());
                 Ok(env)
@@ -320,7 +322,9 @@ impl SshLauncher {
                 let _ = stdin.write_all(env_script.as_bytes()).await;
             });
         }
-        match status_rx.recv() {
+        let status = status_rx.recv();
+        tracing::debug!(?status, "launch session answered");
+        match status {
             Ok(LaunchStatus::Ready) => {
                 let stderr = std::process::ChildStderr::from(std::os::fd::OwnedFd::from(seen_read));
                 child.stderr = Some(
