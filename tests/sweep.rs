@@ -311,6 +311,136 @@ fn a_bandit_sweep_cancels_exactly_the_runs_the_formula_says() {
         format!("{parent_id}_0")
     );
     assert_eq!(parent["properties"]["score"], "0.9");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "[{parent_id}] 4 done (2 canceled), 0 running, best acc 0.9 ({parent_id}_0)"
+        )),
+        "progress line: {err}"
+    );
+    // The children table, best first: 0.9, 0.85, then the canceled 0.25 and 0.15.
+    let rows: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with(&format!("{parent_id}_")))
+        .collect();
+    let order: Vec<String> = rows
+        .iter()
+        .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    let expected: Vec<String> = [0, 2, 1, 3]
+        .iter()
+        .map(|n| format!("{parent_id}_{n}"))
+        .collect();
+    assert_eq!(order, expected, "{err}");
+    assert!(
+        rows[0].contains("quality=0.9") && rows[0].ends_with("Completed"),
+        "{err}"
+    );
+}
+
+/// Sleeps `--seconds`, then logs `acc` = its seconds (so every child ranks).
+const SLEEP_SCRIPT: &str = r#"
+import argparse, time
+ap = argparse.ArgumentParser()
+ap.add_argument("--seconds", type=float)
+a = ap.parse_args()
+time.sleep(a.seconds)
+print("Attempted to log scalar metric acc:")
+print(a.seconds, flush=True)
+"#;
+
+/// Scheduling is asynchronous, not in batches: with two slots, a long child
+/// 0 and a short child 1, child 2 starts when child 1 ends, long before 0 does.
+#[test]
+fn a_freed_slot_starts_the_next_child_without_waiting_for_the_others() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("sleep.py", SLEEP_SCRIPT);
+    p.write(
+        "hd.yml",
+        "sampling: {type: grid, parameter_space: [{name: seconds, expression: choice, values: [6, 0.1, 0.1]}]}\n\
+         primary_metric_name: acc\nprimary_metric_goal: maximize\nmax_total_runs: 3\nmax_concurrent_runs: 2\n",
+    );
+    let (out, parent) = submit(
+        &p,
+        &["--hyperdrive-configuration-name", "hd.yml", "sleep.py"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let children = p.children(parent["runId"].as_str().expect("runId"));
+    assert_eq!(children.len(), 3, "{children:?}");
+    let time = |c: &Value, key: &str| c[key].as_str().expect("time").to_string();
+    assert!(
+        time(&children[2], "startTimeUtc") < time(&children[0], "endTimeUtc"),
+        "child 2 waited for child 0: {children:?}"
+    );
+}
+
+/// Logs -(x - 0.3)² for its --x.
+const QUADRATIC_SCRIPT: &str = r#"
+import argparse
+ap = argparse.ArgumentParser()
+ap.add_argument("--x", type=float)
+a = ap.parse_args()
+print("Attempted to log scalar metric score:")
+print(-(a.x - 0.3) ** 2, flush=True)
+"#;
+
+#[test]
+fn a_bayesian_sweep_runs_locally_with_distinct_suggestions_and_a_best_run() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("quadratic.py", QUADRATIC_SCRIPT);
+    p.write(
+        "hd.yml",
+        "sampling: {type: bayesian, parameter_space: [{name: x, expression: uniform, values: [0, 1]}]}\n\
+         primary_metric_name: score\nprimary_metric_goal: maximize\nmax_total_runs: 6\nmax_concurrent_runs: 2\n",
+    );
+    let (out, parent) = submit(
+        &p,
+        &[
+            "--hyperdrive-configuration-name",
+            "hd.yml",
+            "--seed",
+            "5",
+            "quadratic.py",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("at least 20 × the number of parameters (20); it is 6"),
+        "v1's Bayesian budget warning: {err}"
+    );
+    let parent_id = parent["runId"].as_str().expect("runId");
+    let children = p.children(parent_id);
+    assert_eq!(children.len(), 6, "{children:?}");
+    let mut xs = Vec::new();
+    for child in &children {
+        assert_eq!(child["status"], "Completed", "{child}");
+        let id = child["runId"].as_str().expect("id");
+        let shown = p.json(&["run", "show", "-r", id]);
+        xs.push(shown["params"]["x"].as_str().expect("param x").to_string());
+    }
+    let mut distinct = xs.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        6,
+        "concurrent suggestions must differ: {xs:?}"
+    );
+    let best = parent["properties"]["best_child_run_id"]
+        .as_str()
+        .expect("best child");
+    let score: f64 = parent["properties"]["score"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("score");
+    let best_x: f64 = xs[child_index(best)].parse().expect("x");
+    assert!(
+        (score + (best_x - 0.3).powi(2)).abs() < 1e-9,
+        "{score} {best_x}"
+    );
 }
 
 #[test]
