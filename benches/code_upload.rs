@@ -40,17 +40,25 @@ struct Cost {
 }
 
 fn main() {
-    let Some(azurite) = azurite::start() else {
+    // In-memory Azurite keeps every upload, and a bigger heap costs it more
+    // CPU per request: each measured run gets a fresh instance so no row
+    // pays for the ones before it.
+    let Some(probe) = azurite::start() else {
         eprintln!("code_upload bench skipped: azurite-blob not found");
         return;
     };
+    drop(probe);
     let reps: usize = std::env::var("AZML_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(3);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(azurite.create_container("bench"));
+    let fresh = || {
+        let azurite = azurite::start().expect("azurite starts");
+        rt.block_on(azurite.create_container("bench"));
+        azurite
+    };
     let src = tempfile::tempdir().expect("tempdir");
     make_tree(src.path());
     println!(
@@ -63,7 +71,6 @@ fn main() {
         "{:<44} {:>9} {:>9} {:>12}",
         "what", "wall ms", "cpu ms", "azurite cpu"
     );
-    let pid = azurite.pid();
     let mut run = 0;
     let mut prefix = || {
         run += 1;
@@ -73,7 +80,8 @@ fn main() {
     let bodies: Vec<bytes::Bytes> = (0..FILES).map(|i| file_content(i).into()).collect();
     for concurrency in [4, 8, 16, 32, 64] {
         let cost = median(reps, || {
-            measure(pid, || {
+            let azurite = fresh();
+            measure(azurite.pid(), || {
                 rt.block_on(floor(&azurite, &prefix(), &bodies, concurrency))
             })
         });
@@ -84,7 +92,8 @@ fn main() {
     }
 
     let azml = median(reps, || {
-        measure(pid, || {
+        let azurite = fresh();
+        measure(azurite.pid(), || {
             rt.block_on(azml_upload(&azurite, src.path(), &prefix()))
         })
     });
@@ -103,7 +112,10 @@ fn main() {
             Some(n) => format!("python SDK upload ({n} threads)"),
         };
         let runs: Vec<Cost> = (0..reps)
-            .filter_map(|_| python_sdk_upload(&azurite, src.path(), &prefix(), threads, pid))
+            .filter_map(|_| {
+                let azurite = fresh();
+                python_sdk_upload(&azurite, src.path(), &prefix(), threads, azurite.pid())
+            })
             .collect();
         if runs.is_empty() {
             println!("{label:<44} skipped (set AZML_BENCH_PYTHON to a python with azure-ai-ml)");
@@ -125,7 +137,7 @@ fn main() {
     }
 
     let (first_submit, resubmit) =
-        submissions_through_the_binary(&rt, &azurite, src.path(), reps, reps.max(5));
+        submissions_through_the_binary(&rt, &fresh, src.path(), reps, reps.max(5));
     report("azml first submit, whole process", first_submit);
     if let Some(sdk) = best_sdk {
         println!(
@@ -327,13 +339,12 @@ print(time.perf_counter() - t, time.process_time() - c0)
 /// upload runs alongside hashing), then of `reps` unchanged resubmits.
 fn submissions_through_the_binary(
     rt: &tokio::runtime::Runtime,
-    azurite: &azurite::Azurite,
+    fresh: &dyn Fn() -> azurite::Azurite,
     root: &Path,
     firsts: usize,
     reps: usize,
 ) -> (Cost, Cost) {
     let _guard = rt.enter();
-    let container = format!("{}/bench", azurite.account_url());
     let project = tempfile::tempdir().expect("project");
     let azureml = project.path().join(".azureml");
     std::fs::create_dir_all(&azureml).expect("mkdir");
@@ -349,8 +360,8 @@ fn submissions_through_the_binary(
         "script: train.py\ntarget: cpu-cluster\nenvironment:\n  python:\n    userManagedDependencies: true\n",
     )
     .expect("runconfig");
-    let pid = azurite.pid();
-    let submit = |fake: &fake_jobs::FakeJobs, cache: &Path| {
+    let submit = |azurite: &azurite::Azurite, fake: &fake_jobs::FakeJobs, cache: &Path| {
+        let pid = azurite.pid();
         let (cpu0, az0) = (rusage_cpu(libc::RUSAGE_CHILDREN), process_cpu(pid));
         let started = Instant::now();
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_azml"))
@@ -376,12 +387,14 @@ fn submissions_through_the_binary(
     let mut first_runs = Vec::new();
     let mut last = None;
     for _ in 0..firsts {
+        let azurite = fresh();
+        let container = format!("{}/bench", azurite.account_url());
         let fake = fake_jobs::FakeJobs::start(&container, &azurite.sas);
         let cache = tempfile::tempdir().expect("cache");
-        first_runs.push(submit(&fake, cache.path()));
-        last = Some((fake, cache));
+        first_runs.push(submit(&azurite, &fake, cache.path()));
+        last = Some((azurite, fake, cache));
     }
-    let (fake, cache) = last.expect("at least one first submit");
-    let resubmit = median(reps, || submit(&fake, cache.path()));
+    let (azurite, fake, cache) = last.expect("at least one first submit");
+    let resubmit = median(reps, || submit(&azurite, &fake, cache.path()));
     (median_of(first_runs), resubmit)
 }

@@ -26,9 +26,10 @@ pub const HASH_VERSION: &str = "202208";
 pub const SINGLE_PUT_LIMIT: u64 = 16 * 1024 * 1024;
 /// Block size for Put Block.
 pub const BLOCK_SIZE: u64 = 8 * 1024 * 1024;
-/// Requests in flight at once (files and blocks together). Azurite (one
-/// Node process) spent the least CPU per byte at 8 in `benches/code_upload`;
-/// more in flight only queue up in the server.
+/// Requests in flight at once (files and blocks together). Against Azurite
+/// (one Node process) 4 to 64 cost the server the same CPU in
+/// `benches/code_upload`; 8 keeps the pipe full without holding many file
+/// bodies in memory.
 pub const PARALLEL_REQUESTS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
