@@ -429,3 +429,45 @@ fn the_az_cli_is_asked_for_the_sovereign_clouds_arm_resource() {
         .join("cache/azml/az-cli-token-AzureChinaCloud.json");
     assert!(cache.exists(), "cached per cloud");
 }
+
+/// A loopback listener that answers every request with `response` and counts
+/// the connections it got.
+fn canned_http(response: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 8192];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(response.as_bytes());
+        }
+    });
+    (base, hits)
+}
+
+#[test]
+fn a_redirecting_identity_endpoint_never_gets_the_identity_header_forwarded() {
+    let env = start(IdentityOptions::default());
+    let (elsewhere, elsewhere_hits) =
+        canned_http("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into());
+    let (redirector, _) = canned_http(format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}/msi\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ));
+    let mut cmd = env.azml();
+    cmd.env("IDENTITY_ENDPOINT", format!("{redirector}/msi"))
+        .env("IDENTITY_HEADER", &env.identity.options.identity_header)
+        .args(["--auth", "msi"]);
+    let r = run(cmd, &["computetarget", "show", "-n", "cpu"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect was followed with the identity header"
+    );
+    assert!(env.arm.state().log.is_empty());
+    assert_no_secret(&env, &r);
+}

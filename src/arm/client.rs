@@ -130,6 +130,10 @@ impl ArmClient {
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(20))
             .timeout(Duration::from_secs(120))
+            // Token requests share this client: a 307/308 would re-send their form
+            // body (a client secret or assertion) to wherever it points. Neither
+            // ARM nor Entra redirects these calls, so a redirect is an error.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ArmError::Config(format!("cannot build the HTTP client: {e}")))?;
         credentials.use_transport(http.clone());
