@@ -16,6 +16,7 @@ pub mod error;
 pub mod local;
 pub mod model;
 pub mod output;
+pub mod shell;
 pub mod snapshot;
 pub mod sweep;
 pub mod workspace;

@@ -7,6 +7,7 @@
 
 use crate::model::hdconfig::HyperDriveConfig;
 use crate::model::runconfig::RunConfig;
+use crate::shell::quote;
 use crate::sweep::policy::Slack;
 use crate::sweep::{Expression, Goal, Parameter, PolicySpec, SamplingKind};
 use serde_json::{Map, Value, json};
@@ -222,10 +223,7 @@ pub fn sweep_job(rc: &RunConfig, hd: &HyperDriveConfig, ctx: &JobContext) -> Spe
     let space = search_space(&hd.parameter_space)?;
     let mut command = pieces.command;
     for (flag, key) in &space.keys {
-        command.push_str(&format!(
-            " {} ${{{{search_space.{key}}}}}",
-            shell_quote(flag)
-        ));
+        command.push_str(&format!(" {} ${{{{search_space.{key}}}}}", quote(flag)));
     }
     let mut trial = pieces.trial;
     trial.insert("command".into(), json!(command));
@@ -706,7 +704,7 @@ fn base_command(
         });
     };
     let _ = warnings;
-    let mut parts = vec!["python".to_string(), shell_quote(script)];
+    let mut parts = vec!["python".to_string(), quote(script)];
     for arg in &rc.arguments {
         parts.push(quote_with_placeholders(&rewrite_argument(arg, rewrites)));
     }
@@ -743,12 +741,12 @@ fn quote_with_placeholders(arg: &str) -> String {
     let bare_is_safe = if stripped.is_empty() {
         !arg.is_empty()
     } else {
-        stripped.chars().all(is_shell_safe)
+        crate::shell::is_plain(&stripped)
     };
     if bare_is_safe {
         arg.to_string()
     } else {
-        shell_quote(arg)
+        quote(arg)
     }
 }
 
@@ -767,19 +765,6 @@ fn strip_placeholders(arg: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn is_shell_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)
-}
-
-/// Quote a word for `sh` so it reaches the script as one argument, unchanged.
-pub fn shell_quote(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(is_shell_safe) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 /// The encoded search space and, in file order, each parameter's flag and key.
@@ -935,15 +920,6 @@ mod tests {
         assert_eq!(search_space_key("penalty"), "penalty");
         assert_eq!(search_space_key("--2nd"), "_2nd");
         assert_eq!(search_space_key("--"), "_");
-    }
-
-    #[test]
-    fn shell_quote_keeps_one_argument_per_word() {
-        assert_eq!(shell_quote("train.py"), "train.py");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("$HOME"), "'$HOME'");
     }
 
     #[test]

@@ -315,7 +315,7 @@ fn command_line(
         let mut line = command.to_string();
         for extra in &sub.extra_args {
             line.push(' ');
-            line.push_str(&shell_quote(extra));
+            line.push_str(&crate::shell::quote(extra));
         }
         return Ok(("/bin/sh".into(), vec!["-c".into(), line]));
     }
@@ -344,11 +344,6 @@ fn interpreter(sub: &ScriptSubmission, target: &str) -> WsResult<String> {
             failed(e.to_string(), e.hint().as_deref())
         })?;
     Ok(found.program.display().to_string())
-}
-
-/// Single-quote for `/bin/sh` so a value arrives verbatim.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Environment layers, later wins: runconfig environment's variables, the
@@ -794,15 +789,5 @@ mod tests {
         out += &c.push(&bytes[4..]);
         assert_eq!(out, "né✓");
         assert_eq!(c.push(&[0xff, b'a']), "\u{FFFD}a");
-    }
-
-    #[test]
-    fn shell_quoting_survives_quotes_and_substitutions() {
-        let out = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("printf %s {}", shell_quote("it's $(x); `y`")))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $(x); `y`");
     }
 }

@@ -11,8 +11,8 @@
 //! - `LogLevel=ERROR`: no "Permanently added" chatter in the run's stderr.
 //! - `ServerAliveInterval`/`ConnectTimeout`: a dead network ends in bounded time.
 
-use super::quote::quote;
 use super::{HostInfo, SshError, SshTarget};
+use crate::shell::quote;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};

@@ -14,7 +14,6 @@
 pub mod attach;
 pub mod command;
 pub mod launcher;
-pub mod quote;
 pub mod remote;
 pub mod sync;
 

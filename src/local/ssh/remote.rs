@@ -9,8 +9,8 @@
 
 use super::SshError;
 use super::command::{SSH_FAILURE, Ssh};
-use super::quote::{is_env_name, quote, quote_all};
 use super::sync::check_run_id;
+use crate::shell::{is_env_name, quote, quote_all};
 use std::future::Future;
 use std::path::Path;
 use std::process::Stdio;

@@ -23,7 +23,7 @@
 
 use super::SshError;
 use super::command::Ssh;
-use super::quote::{quote, quote_all};
+use crate::shell::{quote, quote_all};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;

@@ -1,4 +1,6 @@
-//! POSIX shell quoting for everything azml puts into a remote command line.
+//! POSIX shell quoting for every command line azml hands to a shell: remote
+//! commands over `ssh`, a runconfig `command` with extra arguments, and the
+//! `command` of an Azure job.
 //!
 //! `ssh` hands its command to the remote login shell as one string, so every
 //! argument, file name and value must be quoted or a space, quote, `$()` or `;`
@@ -36,7 +38,7 @@ pub fn quote_all<S: AsRef<str>>(words: &[S]) -> String {
 }
 
 /// Whether a shell would read `word` back unchanged without quotes.
-fn is_plain(word: &str) -> bool {
+pub fn is_plain(word: &str) -> bool {
     !word.is_empty()
         && word
             .bytes()
