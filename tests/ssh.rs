@@ -1021,7 +1021,12 @@ fn an_unchanged_resubmit_launches_from_the_hosts_tree_and_a_wiped_cache_is_resyn
         "read.py",
         "import glob, os\n\
          token = os.environ['MLFLOW_TRACKING_TOKEN'].encode()\n\
-         leaks = [f for f in glob.glob('/proc/[0-9]*/cmdline') if token in open(f, 'rb').read()]\n\
+         def argv(f):\n\
+         \x20   try:\n\
+         \x20       return open(f, 'rb').read()\n\
+         \x20   except OSError:\n\
+         \x20       return b''  # the process exited since the glob\n\
+         leaks = [f for f in glob.glob('/proc/[0-9]*/cmdline') if token in argv(f)]\n\
          print(open('data/input.txt').read().strip(), os.access('read.py', os.W_OK), 'leaks', leaks)\n\
          open('outputs/o.txt', 'w').write('x')\n",
     );
