@@ -13,34 +13,12 @@ use azml::sweep::{Expression, Parameter, PolicySpec, SamplingKind};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
-/// The whole schema document, parsed once per test binary.
-fn schema_document() -> &'static Value {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/schema-2025-12-01.json"
-        );
-        let text = std::fs::read_to_string(path).expect("schema fixture is readable");
-        serde_json::from_str(&text).expect("schema fixture is JSON")
-    })
-}
+use fake_jobs::schema;
 
 /// Validate `body` against `$defs/<model>` of the schema; panics listing every violation.
 fn assert_schema_valid(model: &str, body: &Value) {
-    let doc = schema_document();
-    let schema = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$ref": format!("#/$defs/{model}"),
-        "$defs": doc["$defs"],
-    });
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(body)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
+    let errors = schema::violations(model, body);
     assert!(
         errors.is_empty(),
         "body is not a valid {model}:\n{}\n{body:#}",
@@ -50,11 +28,7 @@ fn assert_schema_valid(model: &str, body: &Value) {
 
 /// The request model `x-operations` names for an operation's body.
 fn request_model(operation: &str) -> String {
-    let op = &schema_document()["x-operations"][operation];
-    let reference = op["request"]["schema"]["$ref"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{operation} has a request schema"));
-    reference.trim_start_matches("#/$defs/").to_string()
+    schema::request_model(operation).unwrap_or_else(|| panic!("{operation} has a request schema"))
 }
 
 fn workspace() -> AzureWorkspaceRef {
@@ -1837,4 +1811,23 @@ fn run_metrics_on_azure_prints_one_value_or_the_list_of_values_per_name() {
         "{}",
         String::from_utf8_lossy(&missing.stderr)
     );
+}
+
+/// The contract check itself must be able to fail, or every "schema-valid" test above is empty.
+#[test]
+fn the_schema_check_rejects_unknown_missing_and_mistyped_fields() {
+    let model = request_model("Jobs_CreateOrUpdate");
+    let good = json!({"properties": {
+        "jobType": "Command",
+        "command": "python train.py",
+        "environmentId": "azureml:env:1",
+    }});
+    assert_eq!(schema::violations(&model, &good), Vec::<String>::new());
+    for bad in [
+        json!({"properties": {"jobType": "Command", "command": "x", "environmentId": "e", "bogus": 1}}),
+        json!({"properties": {"jobType": "Command", "environmentId": "e"}}),
+        json!({"properties": {"jobType": "Command", "command": 5, "environmentId": "e"}}),
+    ] {
+        assert!(!schema::violations(&model, &bad).is_empty(), "{bad}");
+    }
 }

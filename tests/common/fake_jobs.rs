@@ -8,13 +8,16 @@
 //! operation (`x-operations`), recording violations for the test to assert on.
 #![allow(dead_code)]
 
+#[path = "../support/schema.rs"]
+pub mod schema;
+
 use axum::body::Bytes;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 pub const SUB: &str = "00000000-1111-2222-3333-444444444444";
 pub const RG: &str = "rg";
@@ -144,34 +147,15 @@ impl Drop for FakeJobs {
 
 // ---- schema checks ------------------------------------------------------
 
-fn schema_document() -> &'static Value {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/schema-2025-12-01.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("schema JSON")
-    })
-}
-
 /// Violations of the operation's request model (empty when valid).
 pub fn request_violations(operation: &str, body: &Value) -> Vec<String> {
-    let doc = schema_document();
-    let Some(reference) = doc["x-operations"][operation]["request"]["schema"]["$ref"].as_str()
-    else {
-        return vec![format!("{operation} has no request model")];
-    };
-    let schema = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$ref": reference,
-        "$defs": doc["$defs"],
-    });
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    validator
-        .iter_errors(body)
-        .map(|e| format!("{operation}: {e} at {}", e.instance_path()))
-        .collect()
+    match schema::request_model(operation) {
+        Some(model) => schema::violations(&model, body)
+            .into_iter()
+            .map(|e| format!("{operation}: {e}"))
+            .collect(),
+        None => vec![format!("{operation} has no request model")],
+    }
 }
 
 // ---- routing ------------------------------------------------------------

@@ -8,6 +8,9 @@
 
 #![allow(dead_code)]
 
+#[path = "schema.rs"]
+pub mod schema;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -16,7 +19,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub const SUB: &str = "00000000-1111-2222-3333-444444444444";
@@ -498,7 +501,7 @@ fn validate(state: &mut State, model: &str, body: &Bytes) -> Result<Value, Reply
             .push(format!("{model}: body is not JSON: {e}"));
         error(400, "InvalidRequestContent", "body is not JSON")
     })?;
-    let errors = schema_errors(model, &value);
+    let errors = schema::violations(&format!("{model}Request"), &value);
     if !errors.is_empty() {
         let message = errors.join("; ");
         state.violations.push(format!("{model}: {message}"));
@@ -815,86 +818,4 @@ fn list_keys(state: &mut State, name: &str) -> Reply {
         }
     }
     reply(200, Some(body))
-}
-
-// ---- schema -------------------------------------------------------------
-
-fn schema_doc() -> &'static Value {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/schema-2025-12-01.json"
-        );
-        let text = std::fs::read_to_string(path).expect("schema fixture");
-        serde_json::from_str(&text).expect("schema parses")
-    })
-}
-
-fn validator(model: &str) -> Arc<jsonschema::Validator> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    map.entry(model.to_string())
-        .or_insert_with(|| {
-            let root = format!("{model}Request");
-            let schema = json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$ref": format!("#/$defs/{root}"),
-                "$defs": reachable_defs(&root),
-            });
-            Arc::new(jsonschema::validator_for(&schema).expect("schema compiles"))
-        })
-        .clone()
-}
-
-/// Only the `$defs` reachable from `root`: compiling all 1.2 MB for each model is slow.
-fn reachable_defs(root: &str) -> Value {
-    let defs = &schema_doc()["$defs"];
-    let mut out = serde_json::Map::new();
-    let mut todo = vec![root.to_string()];
-    while let Some(name) = todo.pop() {
-        if out.contains_key(&name) {
-            continue;
-        }
-        let Some(def) = defs.get(&name) else { continue };
-        collect_refs(def, &mut todo);
-        out.insert(name, def.clone());
-    }
-    Value::Object(out)
-}
-
-fn collect_refs(v: &Value, todo: &mut Vec<String>) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map {
-                match (k.as_str(), child.as_str()) {
-                    ("$ref", Some(r)) => {
-                        if let Some(name) = r.strip_prefix("#/$defs/") {
-                            todo.push(name.to_string());
-                        }
-                    }
-                    _ => collect_refs(child, todo),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| collect_refs(i, todo)),
-        _ => {}
-    }
-}
-
-/// Every schema violation of `value` as the operation's request model.
-pub fn schema_errors(model: &str, value: &Value) -> Vec<String> {
-    let v = validator(model);
-    v.iter_errors(value)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
-}
-
-/// The body model of an operation, from the schema's `x-operations`.
-pub fn operation_body_model(operation: &str) -> Option<String> {
-    schema_doc()
-        .pointer(&format!("/x-operations/{operation}/request/model"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
 }
