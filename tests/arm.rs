@@ -4,6 +4,10 @@
 
 #[path = "support/fake_arm.rs"]
 mod fake_arm;
+#[path = "support/fake_az.rs"]
+mod fake_az;
+
+use fake_az::{az_spawns, fake_az};
 
 use azml::arm::auth::Credentials;
 use azml::arm::cloud::Cloud;
@@ -835,37 +839,6 @@ fn api_version_override_and_plain_http_rules_are_applied() {
 
 // ---- credentials ---------------------------------------------------------------
 
-/// A fake `az` that counts its spawns in `count` and answers with `answer` (or fails).
-fn fake_az(dir: &Path, succeed: bool) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let count = dir.join("az-count");
-    let body = if succeed {
-        format!(
-            "echo x >> '{}'\nexp=$(( $(date +%s) + 3600 ))\n\
-             printf '{{\"accessToken\": \"{}\", \"expires_on\": %s, \"tokenType\": \"Bearer\"}}' \"$exp\"\n",
-            count.display(),
-            fake_arm::TOKEN
-        )
-    } else {
-        format!(
-            "echo x >> '{}'\necho \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n",
-            count.display()
-        )
-    };
-    let script = bin.join("az");
-    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    bin
-}
-
-fn az_spawns(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("az-count"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-}
-
 fn with_path(mut cmd: Command, bin: &Path) -> Command {
     let path = format!(
         "{}:{}",
@@ -882,7 +855,7 @@ fn az_cli_token_is_cached_on_disk_with_owner_only_permissions() {
     let fake = FakeArm::start(Options::default());
     fake.seed_compute("cpu", "AmlCompute", json!({}));
     let home = tempfile::tempdir().unwrap();
-    let bin = fake_az(home.path(), true);
+    let bin = fake_az(home.path(), Some(fake_arm::TOKEN));
     for _ in 0..3 {
         let mut cmd = with_path(azml_cmd(&fake, home.path()), &bin);
         cmd.env_remove("AZML_ACCESS_TOKEN");
@@ -899,7 +872,7 @@ fn access_token_env_wins_over_service_principal_and_az() {
     let fake = FakeArm::start(Options::default());
     fake.seed_compute("cpu", "AmlCompute", json!({}));
     let home = tempfile::tempdir().unwrap();
-    let bin = fake_az(home.path(), true);
+    let bin = fake_az(home.path(), Some(fake_arm::TOKEN));
     let mut cmd = with_path(azml_cmd(&fake, home.path()), &bin);
     cmd.env("AZURE_TENANT_ID", "t")
         .env("AZURE_CLIENT_ID", "c")
@@ -917,7 +890,7 @@ fn access_token_env_wins_over_service_principal_and_az() {
 fn when_no_credential_works_one_error_lists_everything_tried() {
     let fake = FakeArm::start(Options::default());
     let home = tempfile::tempdir().unwrap();
-    let bin = fake_az(home.path(), false);
+    let bin = fake_az(home.path(), None);
     let mut cmd = with_path(azml_cmd(&fake, home.path()), &bin);
     cmd.env_remove("AZML_ACCESS_TOKEN");
     let r = run_with(cmd, &["computetarget", "show", "-n", "cpu"]);

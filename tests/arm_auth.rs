@@ -5,14 +5,18 @@
 
 #[path = "support/fake_arm.rs"]
 mod fake_arm;
+#[path = "support/fake_az.rs"]
+mod fake_az;
 #[path = "support/fake_identity.rs"]
 mod fake_identity;
+
+use fake_az::{az_spawns, fake_az};
 
 use assert_cmd::Command;
 use fake_arm::{FakeArm, Options};
 use fake_identity::{FakeIdentity, IdentityOptions, TokenRequest};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Environment a test must not inherit: credentials, identity endpoints, clouds.
 const SCRUBBED_ENV: &[&str] = &[
@@ -64,35 +68,6 @@ fn start(options: IdentityOptions) -> Env {
         home,
         az_bin,
     }
-}
-
-/// `az` that logs each spawn and prints `token` (or fails like a logged-out CLI).
-fn fake_az(dir: &Path, token: Option<&str>) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let count = dir.join("az-count");
-    let body = match token {
-        Some(token) => format!(
-            "echo x >> '{}'\nexp=$(( $(date +%s) + 3600 ))\n\
-             printf '{{\"accessToken\": \"{token}\", \"expires_on\": %s}}' \"$exp\"\n",
-            count.display()
-        ),
-        None => format!(
-            "echo x >> '{}'\necho \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n",
-            count.display()
-        ),
-    };
-    let script = bin.join("az");
-    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    bin
-}
-
-fn az_spawns(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("az-count"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
 }
 
 impl Env {

@@ -9,6 +9,7 @@
 //! attributes (`status`, `run_id`, `run_name`, `start_time`, …) also take
 //! `IN (…)` / `NOT IN (…)`.
 
+use super::tracking::number_of;
 use serde_json::Value;
 use std::cmp::Ordering;
 
@@ -282,20 +283,6 @@ fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-/// Numbers arrive as JSON numbers, or as strings (int64, NaN, Infinity).
-fn number_of(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => match s.as_str() {
-            "NaN" => Some(f64::NAN),
-            "Infinity" => Some(f64::INFINITY),
-            "-Infinity" => Some(f64::NEG_INFINITY),
-            _ => s.parse().ok(),
-        },
-        _ => None,
     }
 }
 

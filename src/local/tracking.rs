@@ -766,7 +766,7 @@ fn metric_json(p: &MetricPoint) -> Value {
 }
 
 /// Numbers arrive as JSON numbers or (int64, NaN, Infinity) as strings.
-fn number_of(v: &Value) -> Option<f64> {
+pub(super) fn number_of(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => match s.as_str() {
