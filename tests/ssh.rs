@@ -1008,6 +1008,42 @@ fn a_failing_script_on_an_ssh_target_is_failed_and_azml_exits_1() {
     assert!(message.contains("code 3"), "{run}");
 }
 
+/// `ssh -O cancel -R 127.0.0.1:<port the host gave>:…` never matched the
+/// master's forward (it keeps the requested spec, port 0), so every remote
+/// run left a listening forward on the host until the shared connection ended.
+#[test]
+fn the_tracking_forward_is_closed_on_the_host_when_the_run_ends() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.write(
+        "probe.py",
+        "import os, socket, urllib.parse\n\
+         port = urllib.parse.urlparse(os.environ['MLFLOW_TRACKING_URI']).port\n\
+         socket.create_connection(('127.0.0.1', port), 5).close()\n\
+         print('forward-port', port)\n",
+    );
+    for _ in 0..2 {
+        let out = p.run(&["run", "submit-script", "--ct", "box", "-e", "e", "probe.py"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "reachable during the run: {stderr}"
+        );
+        let port: u16 = stderr
+            .split("forward-port ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {stderr}"));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still listens on the host after the run"
+        );
+    }
+}
+
 /// The common path: an unchanged snapshot is launched straight from the
 /// host's tree (no sync session); a host whose cache was wiped behind azml's
 /// back is synced again and the run still works.

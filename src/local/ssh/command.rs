@@ -20,6 +20,11 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The `-R` spec of the tracking forward: any free loopback port on the host.
+fn forward_spec(local_port: u16) -> String {
+    format!("127.0.0.1:0:127.0.0.1:{local_port}")
+}
+
 /// Seconds an idle shared connection stays up after the last command.
 pub const CONTROL_PERSIST_SECS: u32 = 60;
 /// Seconds `ssh` waits for a TCP connection before giving up.
@@ -332,17 +337,33 @@ impl Ssh {
     /// Open a reverse forward from a free loopback port on the host to
     /// `127.0.0.1:local_port` here; returns the host's port. Goes through the
     /// shared connection so it outlives this call until [`Ssh::cancel_forward`].
+    /// Callers in one process that forward the same local port share one
+    /// forward (see [`super::mux`]).
     pub fn forward_remote(&self, local_port: u16) -> Result<u16, SshError> {
-        if self.ctx.control_dir.is_none() {
+        let Some(socket) = self.control_socket() else {
             return Err(SshError::Invalid {
                 what: "reverse forward".into(),
                 detail: "needs connection sharing (no private socket folder)".into(),
             });
-        }
+        };
         self.ensure_master_quick()?;
-        let spec = format!("127.0.0.1:0:127.0.0.1:{local_port}");
-        let args = ["-R".to_string(), spec];
-        // A stale socket (the master died): connect again, then ask once more.
+        super::mux::acquire(
+            &socket,
+            local_port,
+            || match super::mux::open_remote_forward(&socket, local_port) {
+                Ok(port) => Ok(port),
+                Err(e) => {
+                    tracing::debug!("mux forward failed ({e}); asking through ssh -O forward");
+                    self.forward_remote_by_ssh(local_port)
+                }
+            },
+        )
+    }
+
+    /// [`Ssh::forward_remote`] through an `ssh -O forward` process: reconnects
+    /// when the master died.
+    fn forward_remote_by_ssh(&self, local_port: u16) -> Result<u16, SshError> {
+        let args = ["-R".to_string(), forward_spec(local_port)];
         let out = match self.control_output("forward", &args) {
             Ok(out) => out,
             Err(_) => {
@@ -358,27 +379,46 @@ impl Ssh {
         })
     }
 
-    /// Close a forward opened by [`Ssh::forward_remote`]. Best effort.
-    pub fn cancel_forward(&self, remote_port: u16, local_port: u16) {
-        let spec = format!("127.0.0.1:{remote_port}:127.0.0.1:{local_port}");
-        let _ = self.control_output("cancel", &["-R".into(), spec]);
+    /// Close a forward opened by [`Ssh::forward_remote`] (once its last user
+    /// in this process is done). Best effort.
+    pub fn cancel_forward(&self, _remote_port: u16, local_port: u16) {
+        self.release_forward(local_port, false);
     }
 
-    /// [`Ssh::cancel_forward`] without waiting: nobody needs the answer, and
-    /// the `ssh -O cancel` process finishes on its own even if azml exits first.
-    pub fn cancel_forward_detached(&self, remote_port: u16, local_port: u16) {
-        let spec = format!("127.0.0.1:{remote_port}:127.0.0.1:{local_port}");
-        let spawned = Command::new("ssh")
-            .args(self.control_argv("cancel", &["-R".into(), spec]))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn();
-        if let Ok(mut child) = spawned {
-            // Reap it in the background; it never holds azml's output pipes.
-            std::thread::spawn(move || child.wait());
-        }
+    /// [`Ssh::cancel_forward`] that never waits for an `ssh -O cancel`
+    /// process (the fallback when the socket cannot be spoken to directly):
+    /// it finishes on its own even if azml exits first.
+    pub fn cancel_forward_detached(&self, _remote_port: u16, local_port: u16) {
+        self.release_forward(local_port, true);
+    }
+
+    fn release_forward(&self, local_port: u16, detached: bool) {
+        let Some(socket) = self.control_socket() else {
+            return;
+        };
+        super::mux::release(&socket, local_port, || {
+            if super::mux::close_remote_forward(&socket, local_port).is_ok() {
+                return;
+            }
+            // The master keeps the forward under the spec it was asked for
+            // (host port 0), so that is what cancels it.
+            let args = ["-R".to_string(), forward_spec(local_port)];
+            if !detached {
+                let _ = self.control_output("cancel", &args);
+                return;
+            }
+            let spawned = Command::new("ssh")
+                .args(self.control_argv("cancel", &args))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn();
+            if let Ok(mut child) = spawned {
+                // Reap it in the background; it never holds azml's output pipes.
+                std::thread::spawn(move || child.wait());
+            }
+        });
     }
 
     /// Stop the shared connection now instead of after `ControlPersist`.

@@ -14,6 +14,7 @@
 pub mod attach;
 pub mod command;
 pub mod launcher;
+pub mod mux;
 pub mod remote;
 pub mod sync;
 
