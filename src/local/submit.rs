@@ -502,11 +502,23 @@ pub async fn run_with_own_tracking(
     run_id: &str,
     opts: &ExecOptions,
 ) -> WsResult<RunEnd> {
-    let tracking = TrackingServer::start(root)
+    let store = Arc::new(Mutex::new(Store::open(root).map_err(store_err)?));
+    run_with_own_tracking_in(root, &store, run_id, opts).await
+}
+
+/// [`run_with_own_tracking`] through the caller's store connection, shared
+/// with the tracking server: one database open per process.
+pub async fn run_with_own_tracking_in(
+    root: &Path,
+    store: &Arc<Mutex<Store>>,
+    run_id: &str,
+    opts: &ExecOptions,
+) -> WsResult<RunEnd> {
+    let tracking = TrackingServer::start_with_store(root, store.clone())
         .await
         .map_err(|e| failed(e.to_string(), None))?;
     tracing::debug!(uri = tracking.uri(), "tracking endpoint started");
-    let end = run_prepared(root, run_id, &tracking, opts).await;
+    let end = run_prepared_with_store(root, store, run_id, &tracking, opts).await;
     tracking.shutdown().await;
     tracing::debug!(run_id, "run finished");
     end
@@ -597,12 +609,13 @@ pub async fn submit_script(
         ..Default::default()
     };
     let ui = LogSinkUi(logs);
-    let prepared = ws.prepare_script_run(&submission, &ui)?;
+    let store = Arc::new(Mutex::new(ws.store()?));
+    let prepared = ws.prepare_script_run_in(&lock_store(&store), &submission, &ui)?;
     let run_id = prepared.run.run_id.clone();
     ui.info(&format!("RunId: {run_id}"));
     if request.asynchronous {
         spawn_detached_supervisor(&ws.root, &run_id)?;
-        return outcome(ws, &run_id, false);
+        return outcome_in(ws, &lock_store(&store), &run_id, false);
     }
     let cancel = CancelToken::new();
     let interrupted = cancel_on_interrupt(&cancel);
@@ -616,7 +629,9 @@ pub async fn submit_script(
         ..Default::default()
     };
     let root = ws.root.clone();
-    let run = async move { run_with_own_tracking(&root, &run_id, &opts).await };
+    let shared = store.clone();
+    // `move`: the output channel closes when the run (and `opts`) is done.
+    let run = async move { run_with_own_tracking_in(&root, &shared, &run_id, &opts).await };
     let (end, ()) = tokio::join!(run, forward_output(rx, logs));
     interrupted.abort();
     let end = end?;
@@ -625,7 +640,12 @@ pub async fn submit_script(
             .error
             .as_ref()
             .is_some_and(|(_, reason)| reason == CTRL_C_REASON);
-    outcome(ws, &prepared.run.run_id, was_interrupted)
+    outcome_in(
+        ws,
+        &lock_store(&store),
+        &prepared.run.run_id,
+        was_interrupted,
+    )
 }
 
 /// `run monitor-logs`: stream the run's output from the start until it ends.
@@ -656,10 +676,18 @@ pub async fn monitor_logs(
 }
 
 fn outcome(ws: &LocalWorkspace, run_id: &str, interrupted: bool) -> WsResult<RunOutcome> {
-    let store = ws.store()?;
+    outcome_in(ws, &ws.store()?, run_id, interrupted)
+}
+
+fn outcome_in(
+    ws: &LocalWorkspace,
+    store: &Store,
+    run_id: &str,
+    interrupted: bool,
+) -> WsResult<RunOutcome> {
     let run = store.run(run_id).map_err(store_err)?;
     Ok(RunOutcome {
-        run: ws.run_json(&store, &run, false)?,
+        run: ws.run_json(store, &run, false)?,
         interrupted,
     })
 }

@@ -39,7 +39,7 @@ struct Grant {
 
 struct Shared {
     root: PathBuf,
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
     grants: Mutex<HashMap<String, Arc<Grant>>>,
 }
 
@@ -54,10 +54,20 @@ pub struct TrackingServer {
 impl TrackingServer {
     /// Bind a random loopback port and serve the workspace at `root`.
     pub async fn start(root: &Path) -> Result<TrackingServer, TrackingError> {
+        let store = Arc::new(Mutex::new(Store::open(root)?));
+        Self::start_with_store(root, store).await
+    }
+
+    /// [`TrackingServer::start`] through a store connection the caller shares
+    /// (a run or sweep process then opens the database once).
+    pub async fn start_with_store(
+        root: &Path,
+        store: Arc<Mutex<Store>>,
+    ) -> Result<TrackingServer, TrackingError> {
         let root = &std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let shared = Arc::new(Shared {
             root: root.clone(),
-            store: Mutex::new(Store::open(root)?),
+            store,
             grants: Mutex::new(HashMap::new()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
