@@ -13,6 +13,23 @@ pub fn check_target(store: &Store, target: &str) -> WsResult<()> {
     launcher_for(store, target).map(|_| ())
 }
 
+/// Start what can start before the run is prepared: the launch session of
+/// an SSH target (see [`super::ssh::launcher::SshLauncher::prewarm`]).
+pub fn prewarm(store: &Store, target: &str) {
+    if target.is_empty() || target == LOCAL_TARGET {
+        return;
+    }
+    let Ok(Some(compute)) = store.compute(target) else {
+        return;
+    };
+    if compute.compute_type != super::ssh::attach::COMPUTE_TYPE {
+        return;
+    }
+    if let Ok(launcher) = super::ssh::launcher::SshLauncher::from_record(&compute, store.root()) {
+        launcher.prewarm();
+    }
+}
+
 /// The launcher for `target`.
 pub fn launcher_for(store: &Store, target: &str) -> WsResult<Box<dyn Launcher>> {
     if target == LOCAL_TARGET {

@@ -610,6 +610,9 @@ pub async fn submit_script(
     };
     let ui = LogSinkUi(logs);
     let store = Arc::new(Mutex::new(ws.store()?));
+    if !request.asynchronous {
+        super::launchers::prewarm(&lock_store(&store), &request.run_config.target);
+    }
     let prepared = ws.prepare_script_run_in(&lock_store(&store), &submission, &ui)?;
     let run_id = prepared.run.run_id.clone();
     ui.info(&format!("RunId: {run_id}"));

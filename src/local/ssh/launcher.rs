@@ -11,11 +11,11 @@ use crate::local::runner::{Job, Launched, Launcher, RunnerError, STD_LOG};
 use crate::local::store::{ComputeRecord, Store};
 use crate::local::tracking::ARTIFACT_URI_PROPERTY;
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// How long stopping the remote group may hold up the runner.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -55,6 +55,19 @@ struct JobState {
     /// How the launch session's stderr ended (its trailer), once it has.
     trailer: Option<std::sync::mpsc::Receiver<LaunchTrailer>>,
 }
+
+/// An ssh launch session waiting for its script.
+struct Session {
+    child: tokio::process::Child,
+    /// The session's stdin: the script, then the environment.
+    stdin: std::io::PipeWriter,
+    /// ssh's raw stderr (marker lines still in).
+    stderr: std::io::PipeReader,
+    nonce: String,
+}
+
+/// Sessions opened by [`SshLauncher::prewarm`], by host, for the next launch.
+static PREWARMED: Mutex<Option<HashMap<String, Session>>> = Mutex::new(None);
 
 /// A launch session that reported `ready`.
 struct Started {
@@ -285,25 +298,72 @@ impl SshLauncher {
         self.known_trees.join(tree)
     }
 
-    /// Open the launch session and wait for it to report. `None`: the host
-    /// lacks the tree and nothing was started.
-    fn start(&self, job: &Job, tree: &str, env: &mut EnvBody) -> Result<Option<Started>, SshError> {
+    /// Start the ssh session of this process's next launch on the host now,
+    /// before the run is prepared: the ssh client's start, the session and the
+    /// host's shell overlap with azml's own preparation (store, snapshot,
+    /// tracking endpoint). The session waits for its script on stdin; unused
+    /// (the run failed before launching), it ends when azml exits.
+    /// Only with a live shared connection: a first connection is made once, by the launch.
+    pub fn prewarm(&self) {
+        if !self.ssh.control_socket().is_some_and(|s| s.exists()) {
+            return;
+        }
+        match self.open_session() {
+            Ok(session) => {
+                let mut all = lock(&PREWARMED);
+                all.get_or_insert_with(HashMap::new)
+                    .insert(self.ssh.host_id(), session);
+            }
+            Err(e) => tracing::debug!("no early launch session: {e}"),
+        }
+    }
+
+    /// A launch session: ssh running the bootstrap that reads the run's
+    /// script from stdin (see [`remote::launch_bootstrap`]).
+    fn open_session(&self) -> Result<Session, SshError> {
         let nonce = format!("azml-{}", uuid::Uuid::new_v4().simple());
-        let mut argv = vec![job.program.clone()];
-        argv.extend(job.args.iter().cloned());
-        let script = remote::tree_launch_script(&job.run_id, tree, &nonce, &argv);
-        let pipe_err = |e| SshError::io("creating a pipe for the run's stderr", e);
+        let pipe_err = |e| SshError::io("creating a pipe for the launch session", e);
         let (raw_read, raw_write) = std::io::pipe().map_err(pipe_err)?;
-        let (seen_read, seen_write) = std::io::pipe().map_err(pipe_err)?;
-        let mut command = self.ssh.tokio_command(&script);
+        // A plain pipe, written with blocking writes: the launch must not
+        // depend on the async runtime getting to a writer task (a detached
+        // supervisor's runtime has a single thread, blocked here meanwhile).
+        let (stdin_read, stdin_write) = std::io::pipe().map_err(pipe_err)?;
+        let mut command = self.ssh.tokio_command(&remote::launch_bootstrap(&nonce));
         command
-            .stdin(Stdio::piped())
+            .stdin(stdin_read)
             .stdout(Stdio::piped())
             .stderr(raw_write)
             .kill_on_drop(true);
         let child = command.spawn().map_err(SshError::Spawn);
-        drop(command); // our copy of the pipe's write end: EOF must mean ssh ended
-        let mut child = child?;
+        drop(command); // our copies of the pipes' child ends: EOF must mean ssh ended
+        Ok(Session {
+            child: child?,
+            stdin: stdin_write,
+            stderr: raw_read,
+            nonce,
+        })
+    }
+
+    /// Open the launch session and wait for it to report. `None`: the host
+    /// lacks the tree and nothing was started.
+    fn start(&self, job: &Job, tree: &str, env: &mut EnvBody) -> Result<Option<Started>, SshError> {
+        let early = lock(&PREWARMED)
+            .as_mut()
+            .and_then(|all| all.remove(&self.ssh.host_id()));
+        let Session {
+            mut child,
+            mut stdin,
+            stderr: raw_read,
+            nonce,
+        } = match early {
+            Some(session) => session,
+            None => self.open_session()?,
+        };
+        let mut argv = vec![job.program.clone()];
+        argv.extend(job.args.iter().cloned());
+        let script = remote::tree_launch_script(&job.run_id, tree, &nonce, &argv);
+        let (seen_read, seen_write) =
+            std::io::pipe().map_err(|e| SshError::io("creating a pipe for the run's stderr", e))?;
         let (status_tx, status_rx) = std::sync::mpsc::channel();
         let (trailer_tx, trailer_rx) = std::sync::mpsc::channel();
         let filter_nonce = nonce.clone();
@@ -313,15 +373,15 @@ impl SshLauncher {
                 remote::filter_launch_stderr(raw_read, seen_write, &filter_nonce, &dest, status_tx);
             let _ = trailer_tx.send(trailer);
         });
-        // Sent at once, not after `ready`: the host never waits for it. Dropping
-        // the child on an error closes the session before the command starts.
+        // The script goes at once; the environment (with the tracking token)
+        // follows as soon as it is known, then EOF. The host never waits for
+        // azml's answer to `ready`. Dropping the child on an error closes the
+        // session before the command starts. A write error means ssh ended:
+        // its stderr says why.
+        let _ = stdin.write_all(remote::launch_payload(&script, &nonce).as_bytes());
         let env_script = env()? + &remote::launch_env_end(&nonce);
-        if let Some(mut stdin) = child.stdin.take() {
-            // The environment (with the tracking token) goes over stdin, then EOF.
-            tokio::spawn(async move {
-                let _ = stdin.write_all(env_script.as_bytes()).await;
-            });
-        }
+        let _ = stdin.write_all(env_script.as_bytes());
+        drop(stdin);
         let status = status_rx.recv();
         tracing::debug!(?status, "launch session answered");
         match status {

@@ -241,6 +241,25 @@ exit "$rc""#,
     )
 }
 
+/// What the launch session's ssh runs: read the script from stdin up to the
+/// nonce line, then run it (which goes on reading the environment from the
+/// same stdin). Carrying nothing of the run, it can start before the run is
+/// prepared. A script cut short (azml gone) never runs.
+pub fn launch_bootstrap(nonce: &str) -> String {
+    format!(
+        r#"N={nonce}; s=; ok=
+while IFS= read -r l; do [ "$l" = "$N" ] && {{ ok=1; break; }}; s="$s$l
+"; done
+[ -n "$ok" ] && eval "$s""#,
+        nonce = quote(nonce)
+    )
+}
+
+/// The script as [`launch_bootstrap`] reads it.
+pub fn launch_payload(script: &str, nonce: &str) -> String {
+    format!("{script}\n{nonce}\n")
+}
+
 /// The last line of the environment the tree launch reads: proves the
 /// environment arrived whole (a launcher that gave up sends nothing).
 pub fn launch_env_end(nonce: &str) -> String {
@@ -689,6 +708,39 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bootstrap_with(stdin: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(launch_bootstrap("azml-n0nce"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn the_bootstrap_runs_the_script_then_leaves_the_rest_of_stdin_to_it() {
+        // Backslashes and leading blanks of the script survive the trip.
+        let script =
+            "echo \"one $1\"\n  x='a\\b'; printf '%s\\n' \"$x\"\nread -r e; echo \"env: $e\"";
+        let stdin = launch_payload(script, "azml-n0nce") + "A=1\n";
+        assert_eq!(bootstrap_with(stdin.as_bytes()), "one \na\\b\nenv: A=1\n");
+    }
+
+    #[test]
+    fn a_script_cut_short_never_runs() {
+        assert_eq!(bootstrap_with(b"echo ran\necho also\n"), "");
+    }
 
     #[test]
     fn env_values_are_quoted_and_bad_names_refused() {
