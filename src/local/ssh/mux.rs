@@ -156,8 +156,9 @@ fn read_packet(conn: &mut UnixStream) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Forwards this process holds open: (master socket, local port) → (host port, users).
-static SHARED: Mutex<Option<HashMap<(PathBuf, u16), (u16, usize)>>> = Mutex::new(None);
+/// (master socket, local port) → (host port, users) of the forwards this process holds open.
+type Forwards = HashMap<(PathBuf, u16), (u16, usize)>;
+static SHARED: Mutex<Option<Forwards>> = Mutex::new(None);
 
 /// The host port of the forward to `local_port` through `socket`, opening it
 /// with `open` unless this process already holds one. Pair with [`release`].
