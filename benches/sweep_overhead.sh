@@ -9,12 +9,15 @@
 #
 #   benches/sweep_overhead.sh                 # release build
 #   SIZES="50" PROFILE=debug benches/sweep_overhead.sh
+#   AZML_BIN=/path/to/azml benches/sweep_overhead.sh   # skip the build (A/B two builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES="${SIZES:-100 500}"
 ROUNDS="${ROUNDS:-3}"   # bare and sweep alternate, so load changes hit both
 PROFILE="${PROFILE:-release}"
-if [ "$PROFILE" = release ]; then
+if [ -n "${AZML_BIN:-}" ]; then
+  AZML="$(cd "$(dirname "$AZML_BIN")" && pwd)/$(basename "$AZML_BIN")"
+elif [ "$PROFILE" = release ]; then
   cargo build --release -q --bin azml
   AZML="$PWD/target/release/azml"
 else

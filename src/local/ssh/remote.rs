@@ -213,7 +213,8 @@ exit "$rc""#,
 /// process group, and send `outputs/` and `logs/` back as a tar stream on
 /// stderr after a marker line. Marker lines are `<nonce> <word>` on stderr
 /// (see [`filter_launch_stderr`]): `notree` (the host lacks the tree: sync
-/// and launch again), `ready`, then `tar` + the archive or `none`.
+/// and launch again), `ready`, then `tar` + the archive or `none`. It reaches
+/// the host on stdin, through [`launch_bootstrap`].
 pub fn tree_launch_script(run_id: &str, tree: &str, nonce: &str, argv: &[String]) -> String {
     let (pick_python, cmd) = command_line(argv);
     format!(
