@@ -269,6 +269,8 @@ pub fn now_ms() -> i64 {
 /// What the orphan reaper looks at (through the `runs_by_status` index).
 /// WAL frames (4 KiB pages) after which a commit checkpoints: about four runs' worth.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 64;
+/// SQLite's default, for connections that live through a whole sweep.
+const LONG_SESSION_AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 const ACTIVE_RUNS_SQL: &str = "SELECT run_id, supervisor_pid, supervisor_start, child_pid, child_start FROM runs \
      WHERE status IN ('NotStarted', 'Running') AND supervisor_pid IS NOT NULL";
@@ -320,6 +322,26 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// For a connection that lives as long as a sweep: checkpoint rarely (each
+    /// checkpoint fsyncs twice) and leave a short WAL with [`Store::checkpoint`]
+    /// at the end instead.
+    pub fn checkpoint_rarely(&self) -> StoreResult<()> {
+        self.conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            LONG_SESSION_AUTOCHECKPOINT_PAGES,
+        )?;
+        Ok(())
+    }
+
+    /// Move the WAL into the database and truncate it, so the next process
+    /// has nothing to read back.
+    pub fn checkpoint(&self) -> StoreResult<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// One statement through the connection's statement cache: a long-lived

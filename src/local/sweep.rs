@@ -64,15 +64,30 @@ pub async fn submit_hyperdrive(
             (create_parent(ws, request, seed)?, seed)
         }
     };
-    ws.store()?
-        .mark_running(&parent, std::process::id())
-        .map_err(store_err)?;
+    // One connection for the driver, every child and the tracking endpoint.
+    let store = Arc::new(Mutex::new(ws.store()?));
+    {
+        let store = lock(&store);
+        store.checkpoint_rarely().map_err(store_err)?;
+        store
+            .mark_running(&parent, std::process::id())
+            .map_err(store_err)?;
+    }
     logs.info(&format!("RunId: {parent}"));
-    let tracking = TrackingServer::start(&ws.root)
+    let tracking = TrackingServer::start_with_store(&ws.root, store.clone())
         .await
         .map_err(|e| failed(e.to_string(), None))?;
     let tracking = Arc::new(tracking);
-    let result = match Driver::new(ws, request, parent.clone(), sampler, seed, tracking.clone()) {
+    let driver = Driver::new(
+        ws,
+        request,
+        parent.clone(),
+        sampler,
+        seed,
+        tracking.clone(),
+        store.clone(),
+    );
+    let result = match driver {
         Ok(mut driver) => driver.run(logs).await.map(|summary| (driver, summary)),
         Err(e) => Err(e),
     };
@@ -88,14 +103,26 @@ pub async fn submit_hyperdrive(
     };
     driver.report(&summary, logs)?;
     end_parent(ws, &parent, summary.status, summary.reason.clone())?;
-    outcome(ws, &parent, summary.interrupted)
+    let store = lock(&store);
+    if let Err(e) = store.checkpoint() {
+        tracing::debug!("checkpoint after the sweep: {e}");
+    }
+    outcome_in(ws, &store, &parent, summary.interrupted)
 }
 
 fn outcome(ws: &LocalWorkspace, parent: &str, interrupted: bool) -> WsResult<RunOutcome> {
-    let store = ws.store()?;
+    outcome_in(ws, &ws.store()?, parent, interrupted)
+}
+
+fn outcome_in(
+    ws: &LocalWorkspace,
+    store: &Store,
+    parent: &str,
+    interrupted: bool,
+) -> WsResult<RunOutcome> {
     let run = store.run(parent).map_err(store_err)?;
     Ok(RunOutcome {
-        run: ws.run_json(&store, &run, false)?,
+        run: ws.run_json(store, &run, false)?,
         interrupted,
     })
 }
@@ -347,9 +374,9 @@ impl<'a> Driver<'a> {
         sampler: Box<dyn Sampler>,
         seed: u64,
         tracking: Arc<TrackingServer>,
+        store: Arc<Mutex<Store>>,
     ) -> WsResult<Self> {
         let hd = &request.hyperdrive;
-        let store = Arc::new(Mutex::new(ws.store()?));
         let snapshot = Arc::new(ws.take_snapshot(&request.script.source_dir, &QuietUi)?);
         let shared = Shared {
             children: Vec::new(),
