@@ -678,11 +678,17 @@ pub async fn monitor_logs(
     }
 }
 
-fn outcome(ws: &LocalWorkspace, run_id: &str, interrupted: bool) -> WsResult<RunOutcome> {
+/// The run's v1 JSON as a command reports it when it ends.
+pub(super) fn outcome(
+    ws: &LocalWorkspace,
+    run_id: &str,
+    interrupted: bool,
+) -> WsResult<RunOutcome> {
     outcome_in(ws, &ws.store()?, run_id, interrupted)
 }
 
-fn outcome_in(
+/// [`outcome`] through the caller's store connection.
+pub(super) fn outcome_in(
     ws: &LocalWorkspace,
     store: &Store,
     run_id: &str,

@@ -55,7 +55,7 @@ pub async fn submit_hyperdrive(
         let parent = create_parent(ws, request, seed)?;
         spawn_detached_sweep(ws, &parent)?;
         logs.info(&format!("RunId: {parent}"));
-        return outcome(ws, &parent, false);
+        return super::submit::outcome(ws, &parent, false);
     }
     let (parent, seed) = match adopted {
         Some(parent) => adopt_parent(ws, &parent)?,
@@ -107,24 +107,7 @@ pub async fn submit_hyperdrive(
     if let Err(e) = store.checkpoint() {
         tracing::debug!("checkpoint after the sweep: {e}");
     }
-    outcome_in(ws, &store, &parent, summary.interrupted)
-}
-
-fn outcome(ws: &LocalWorkspace, parent: &str, interrupted: bool) -> WsResult<RunOutcome> {
-    outcome_in(ws, &ws.store()?, parent, interrupted)
-}
-
-fn outcome_in(
-    ws: &LocalWorkspace,
-    store: &Store,
-    parent: &str,
-    interrupted: bool,
-) -> WsResult<RunOutcome> {
-    let run = store.run(parent).map_err(store_err)?;
-    Ok(RunOutcome {
-        run: ws.run_json(store, &run, false)?,
-        interrupted,
-    })
+    super::submit::outcome_in(ws, &store, &parent, summary.interrupted)
 }
 
 /// Set for the detached sweep supervisor: the parent run it drives.

@@ -381,14 +381,14 @@ impl Ssh {
 
     /// Close a forward opened by [`Ssh::forward_remote`] (once its last user
     /// in this process is done). Best effort.
-    pub fn cancel_forward(&self, _remote_port: u16, local_port: u16) {
+    pub fn cancel_forward(&self, local_port: u16) {
         self.release_forward(local_port, false);
     }
 
     /// [`Ssh::cancel_forward`] that never waits for an `ssh -O cancel`
     /// process (the fallback when the socket cannot be spoken to directly):
     /// it finishes on its own even if azml exits first.
-    pub fn cancel_forward_detached(&self, _remote_port: u16, local_port: u16) {
+    pub fn cancel_forward_detached(&self, local_port: u16) {
         self.release_forward(local_port, true);
     }
 

@@ -192,8 +192,8 @@ impl SshLauncher {
         let Started { child, trailer } = match started {
             Ok(started) => started,
             Err(e) => {
-                if let Some((remote, local)) = forward {
-                    self.ssh.cancel_forward_detached(remote, local);
+                if let Some((_, local)) = forward {
+                    self.ssh.cancel_forward_detached(local);
                 }
                 return Err(e);
             }
@@ -437,9 +437,9 @@ impl SshLauncher {
             (Some(reason), true) => self.recheck_after_reconnect(&job.run_id, reason),
             (lost, _) => lost,
         };
-        if let Some((remote, local)) = state.forward {
+        if let Some((_, local)) = state.forward {
             // Nothing waits for this: the run is over either way.
-            self.ssh.cancel_forward_detached(remote, local);
+            self.ssh.cancel_forward_detached(local);
         }
         let fetched = match state.fetched {
             true => Ok(0),

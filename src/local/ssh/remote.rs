@@ -85,9 +85,9 @@ pub async fn run(
     };
     let env = env_script(&spec.env, forward.map(|(remote, _)| remote))?;
     let outcome = run_launched(ssh, spec, &env, sink, cancel).await;
-    if let Some((remote, local)) = forward {
+    if let Some((_, local)) = forward {
         let _ = blocking(ssh, move |s| {
-            s.cancel_forward(remote, local);
+            s.cancel_forward(local);
             Ok(())
         })
         .await;
