@@ -293,7 +293,11 @@ fn parse_settings(file: &Path, map: &Map<String, Value>) -> Result<FileSettings,
         subscription_id: string_key(file, map, "subscription_id")?,
         resource_group: string_key(file, map, "resource_group")?,
         workspace_name: string_key(file, map, "workspace_name")?,
-        experiment: string_key(file, map, "experiment_name")?,
+        // v1's project form names the experiment `Id`, also without a `Scope`.
+        experiment: match string_key(file, map, "experiment_name")? {
+            Some(name) => Some(name),
+            None => string_key(file, map, "Id")?,
+        },
     })
 }
 
@@ -647,6 +651,20 @@ mod discovery_tests {
             }
         );
         assert_eq!(resolved.experiment.as_deref(), Some("mine"));
+    }
+
+    /// A v1 project file without `Scope` named no workspace (the local one is
+    /// used) but its `Id` was dropped rather than taken as the experiment.
+    #[test]
+    fn a_project_file_without_scope_still_names_the_experiment() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join(".azureml/project.json"),
+            r#"{"Id": "exp7"}"#,
+        );
+        let resolved = resolve_in(&selection(dir.path()), &[]).unwrap();
+        assert_eq!(resolved.experiment.as_deref(), Some("exp7"));
+        assert!(matches!(resolved.target, WorkspaceTarget::Local { .. }));
     }
 
     #[test]
