@@ -461,6 +461,23 @@ impl Store {
         }
     }
 
+    /// The runs whose parent is `parent`, in no particular order. Unlike
+    /// [`Store::list_runs`] (which orders), its statement is not re-planned on
+    /// every execution, so it suits the per-run hot path.
+    pub fn child_runs(&self, parent: &str) -> StoreResult<Vec<RunRecord>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.parent_run_id = ?1");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let runs: Vec<RunRecord> = stmt
+            .query_map([parent], run_from_row)?
+            .collect::<Result<_, _>>()?;
+        runs.into_iter()
+            .map(|mut run| {
+                run.tags = self.tags(&run.run_id)?;
+                Ok(run)
+            })
+            .collect()
+    }
+
     /// Runs newest first, filtered as `run list` asks.
     pub fn list_runs(&self, q: &RunQuery) -> StoreResult<Vec<RunRecord>> {
         let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE 1=1");

@@ -11,7 +11,7 @@
 //! The sweep driver uses 1 and 2 directly (one tracking server, many children).
 
 use super::runner::{CancelToken, ExecOptions, Job, execute_with_store};
-use super::store::{NewRun, RunEnd, RunQuery, RunRecord, RunStatus, Store};
+use super::store::{NewRun, RunEnd, RunRecord, RunStatus, Store};
 use super::tracking::{TrackingServer, mlflow_env};
 use super::{LocalWorkspace, git, new_run_id};
 use crate::model::runconfig::RunConfig;
@@ -474,12 +474,7 @@ fn ready_to_execute(
 /// Runs the script created through MLflow (`mlflow.start_run()` without our id)
 /// and left open end with their parent.
 fn finish_script_created_runs(store: &Store, run_id: &str, end: &RunEnd) -> WsResult<()> {
-    let children = store
-        .list_runs(&RunQuery {
-            parent_run_id: Some(run_id.into()),
-            ..Default::default()
-        })
-        .map_err(store_err)?;
+    let children = store.child_runs(run_id).map_err(store_err)?;
     for child in children {
         if child.run_type == "mlflow" && !child.status.is_terminal() {
             let child_end = RunEnd {
