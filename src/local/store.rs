@@ -466,9 +466,18 @@ impl Store {
     /// every execution, so it suits the per-run hot path.
     pub fn child_runs(&self, parent: &str) -> StoreResult<Vec<RunRecord>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.parent_run_id = ?1");
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        self.runs_with_tags(&sql, [parent])
+    }
+
+    /// The runs `sql` (selecting [`RUN_COLUMNS`]) finds, each with its tags.
+    fn runs_with_tags(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> StoreResult<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let runs: Vec<RunRecord> = stmt
-            .query_map([parent], run_from_row)?
+            .query_map(params, run_from_row)?
             .collect::<Result<_, _>>()?;
         runs.into_iter()
             .map(|mut run| {
@@ -514,17 +523,8 @@ impl Store {
         if q.last > 0 {
             sql += &format!(" LIMIT {}", q.last);
         }
-        let mut stmt = self.conn.prepare_cached(&sql)?;
         let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
-        let runs: Vec<RunRecord> = stmt
-            .query_map(refs.as_slice(), run_from_row)?
-            .collect::<Result<_, _>>()?;
-        runs.into_iter()
-            .map(|mut run| {
-                run.tags = self.tags(&run.run_id)?;
-                Ok(run)
-            })
-            .collect()
+        self.runs_with_tags(&sql, refs.as_slice())
     }
 
     /// NotStarted → Running, recording who supervises the run (for orphan detection).
