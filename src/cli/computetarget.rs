@@ -5,6 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ComputetargetCommand {
     /// Create a compute target (aks or amlcompute or computeinstance).
     #[command(subcommand)]
@@ -52,7 +53,7 @@ pub enum ComputetargetCommand {
     GetCredentials(GetCredentialsArgs),
 }
 
-/// `get-credentials`: secrets are masked unless asked for.
+// `get-credentials`: secrets are masked unless asked for.
 #[derive(Debug, Args, Clone)]
 pub struct GetCredentialsArgs {
     #[command(flatten)]
@@ -62,7 +63,7 @@ pub struct GetCredentialsArgs {
     pub show_secrets: bool,
 }
 
-/// The workspace flags of the computetarget group, plus its `-v` verbosity flag.
+// The workspace flags of the computetarget group, plus its `-v` verbosity flag.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ComputeWorkspaceArgs {
     #[command(flatten)]
@@ -72,7 +73,7 @@ pub struct ComputeWorkspaceArgs {
     pub verbosity_flag: bool,
 }
 
-/// `-n/--name` of an existing compute target.
+// `-n/--name` of an existing compute target.
 #[derive(Debug, Args, Clone)]
 pub struct TargetNameArgs {
     /// Name of the compute target.
@@ -82,7 +83,7 @@ pub struct TargetNameArgs {
     pub common: ComputeWorkspaceArgs,
 }
 
-/// start/stop/restart of a compute instance.
+// start/stop/restart of a compute instance.
 #[derive(Debug, Args, Clone)]
 pub struct LifecycleArgs {
     #[command(flatten)]
@@ -92,7 +93,7 @@ pub struct LifecycleArgs {
     pub no_wait: bool,
 }
 
-/// Where a new compute goes on the network.
+// Where a new compute goes on the network.
 #[derive(Debug, Args, Clone, Default)]
 pub struct VnetArgs {
     /// Name of the virtual network.
@@ -107,6 +108,7 @@ pub struct VnetArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum CreateCommand {
     /// Create an AzureML compute target.
     #[command(after_help = "Examples:\n  \
@@ -254,7 +256,7 @@ pub enum LoadBalancerType {
     InternalLoadBalancer,
 }
 
-/// SSL settings shared by `create aks` and `update aks`.
+// SSL settings shared by `create aks` and `update aks`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SslArgs {
     /// Cert pem file to use for SSL validation. Needs --ssl-cname and --ssl-key-file.
@@ -274,7 +276,7 @@ pub struct SslArgs {
     pub ssl_overwrite_domain: Option<bool>,
 }
 
-/// Load balancer settings shared by `create aks` and `update aks`.
+// Load balancer settings shared by `create aks` and `update aks`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct LoadBalancerArgs {
     /// Subnet for the AKS cluster when Internal Load Balancer is used. Default: "aks-subnet".
@@ -391,7 +393,7 @@ pub enum AttachCommand {
     Datafactory(AttachResourceArgs),
 }
 
-/// Attach by ARM resource id.
+// Attach by ARM resource id.
 #[derive(Debug, Args)]
 pub struct AttachResourceArgs {
     /// Specifies the compute target name. Must be unique to the workspace.
@@ -431,7 +433,7 @@ pub struct AttachDatabricksArgs {
     pub access_token: String,
 }
 
-/// Attach a machine reached over SSH (`remote`, `hdi`).
+// Attach a machine reached over SSH (`remote`, `hdi`).
 #[derive(Debug, Args)]
 pub struct AttachSshArgs {
     /// Specifies the compute target name. Must be unique to the workspace.
@@ -464,6 +466,7 @@ pub struct AttachSshArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ComputeinstanceCommand {
     /// Start a compute instance.
     #[command(after_help = "Examples:\n  azml computetarget computeinstance start -n my-ci")]
@@ -479,6 +482,7 @@ pub enum ComputeinstanceCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum AmlcomputeCommand {
     /// AzureML compute target identity commands.
     #[command(subcommand)]
@@ -486,6 +490,7 @@ pub enum AmlcomputeCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum IdentityCommand {
     /// Assign identity to an AzureML compute target.
     #[command(
@@ -514,6 +519,7 @@ pub struct IdentityChangeArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum UpdateCommand {
     /// Update an AzureML compute target.
     #[command(

@@ -3,6 +3,7 @@ use super::{MetadataArgs, WorkspaceArgs};
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ExperimentCommand {
     /// List experiments in a workspace.
     #[command(

@@ -3,6 +3,7 @@ use super::{MetadataArgs, WorkspaceArgs};
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum FolderCommand {
     /// Attach a folder to an AzureML workspace and optionally a specific experiment to use by default.
     /// If experiment name is not specified, it defaults to the folder name.

@@ -1,6 +1,13 @@
 //! clap definitions only: v1 command names, flags, short forms and defaults.
 //! Nothing here resolves settings or touches a backend; `commands` turns these
 //! types into resolved settings.
+//!
+//! Subcommand enums are `defer = true`: a run builds the arguments of the one
+//! command it calls, not of all 52 (about a quarter of `azml --version`'s
+//! start-up). With deferral a flattened `Args` struct's `///` doc comment would
+//! replace the command's help summary, so those structs carry `//` comments.
+//! `attach` is not deferred: `hdi` adjusts an argument (`mut_arg`), which must
+//! already exist.
 
 pub mod computetarget;
 pub mod experiment;
@@ -35,7 +42,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// az's global flags, accepted anywhere on the command line.
+// az's global flags, accepted anywhere on the command line.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Output format.
@@ -86,6 +93,7 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Folder subgroup commands.
     #[command(subcommand)]
@@ -104,7 +112,7 @@ pub enum Command {
     Run(RunCommand),
 }
 
-/// Which workspace a command talks to, as v1 spelled it on most commands.
+// Which workspace a command talks to, as v1 spelled it on most commands.
 #[derive(Debug, Args, Clone, Default)]
 pub struct WorkspaceArgs {
     /// Path to a project folder (where `.azureml/config.json` is searched from, walking up).
@@ -121,7 +129,7 @@ pub struct WorkspaceArgs {
     pub subscription_id: Option<String>,
 }
 
-/// `-t/--output-metadata-file`, on the commands where v1 had it.
+// `-t/--output-metadata-file`, on the commands where v1 had it.
 #[derive(Debug, Args, Clone, Default)]
 pub struct MetadataArgs {
     /// Provide an optional output file location for structured object output (refuses an existing file).

@@ -4,6 +4,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RunCommand {
     /// Submit a script for execution.
     ///
@@ -51,7 +52,7 @@ pub enum RunCommand {
     Metrics(RunIdArgs),
 }
 
-/// Workspace, experiment and metadata-file flags every run command has.
+// Workspace, experiment and metadata-file flags every run command has.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunCommonArgs {
     /// Experiment name.
@@ -63,7 +64,7 @@ pub struct RunCommonArgs {
     pub metadata: MetadataArgs,
 }
 
-/// The flags `submit-script` and `submit-hyperdrive` share.
+// The flags `submit-script` and `submit-hyperdrive` share.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SubmitArgs {
     /// Name (without extension) of a run configuration file, or a path to one.
