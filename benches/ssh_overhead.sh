@@ -82,10 +82,14 @@ SSH=(ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new
 "${SSH[@]}" true
 (cd "$p" && "$AZML" run submit-script -c box -e bench noop.py >/dev/null 2>&1)   # warm-up
 bare=() azml=()
+# A pause before each timed command: a run leaves a spare copy of its tree
+# behind on the host in the background, which must not land on the next
+# measurement (on a real host it runs on the host, not here).
 for _ in $(seq "$N"); do
-  t0=$(now_us); "${SSH[@]}" python3 -c pass; t1=$(now_us)
-  (cd "$p" && "$AZML" run submit-script -c box -e bench noop.py >/dev/null 2>&1); t2=$(now_us)
-  bare+=($((t1 - t0))) azml+=($((t2 - t1)))
+  sleep 0.05; t0=$(now_us); "${SSH[@]}" python3 -c pass; t1=$(now_us)
+  sleep 0.05; t2=$(now_us)
+  (cd "$p" && "$AZML" run submit-script -c box -e bench noop.py >/dev/null 2>&1); t3=$(now_us)
+  bare+=($((t1 - t0))) azml+=($((t3 - t2)))
 done
 b=$(printf '%s\n' "${bare[@]}" | median_ms)
 a=$(printf '%s\n' "${azml[@]}" | median_ms)

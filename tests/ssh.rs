@@ -1044,6 +1044,97 @@ fn the_tracking_forward_is_closed_on_the_host_when_the_run_ends() {
     }
 }
 
+/// With the shared connection up, a run asks its master for the session
+/// itself: no `ssh` client process starts (each costs ≈ 3 ms before the host
+/// sees anything), yet output, exit status and outputs/ work as before.
+#[test]
+fn a_warm_run_starts_no_ssh_client_and_still_streams_and_reports_its_exit() {
+    let Some(server) = Sshd::start() else { return };
+    let p = Project::new(&server);
+    assert!(p.attach("box").status.success());
+    p.write(
+        "job.py",
+        "import sys\nprint('hello from the host')\nopen('outputs/o.txt', 'w').write('x')\nsys.exit(int(sys.argv[1]))\n",
+    );
+    let warm_up = p.run(&[
+        "run",
+        "submit-script",
+        "--ct",
+        "box",
+        "-e",
+        "e",
+        "job.py",
+        "0",
+    ]);
+    assert!(warm_up.status.success(), "{}", text(&warm_up.stderr));
+    // An `ssh` first on PATH that records every start, then runs the real one.
+    let real_ssh = which("ssh");
+    let spy_dir = tempfile::tempdir().expect("spy"); // outside the snapshot
+    let bin = spy_dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let log = spy_dir.path().join("ssh-starts.log");
+    let spy = bin.join("ssh");
+    std::fs::write(
+        &spy,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real_ssh.display()
+        ),
+    )
+    .expect("spy");
+    std::fs::set_permissions(&spy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (arg, want) in [("0", Some(0)), ("3", Some(1))] {
+        let out = p
+            .azml()
+            .env("PATH", &path)
+            .args([
+                "run",
+                "submit-script",
+                "--ct",
+                "box",
+                "-e",
+                "e",
+                "job.py",
+                arg,
+            ])
+            .output()
+            .expect("azml");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), want, "{stderr}");
+        assert!(stderr.contains("hello from the host"), "{stderr}");
+    }
+    let starts = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(starts, "", "ssh clients started by warm runs");
+    let runs = p.json(&["run", "list", "-e", "e", "-o", "json"]);
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "Failed").count(),
+        1,
+        "{statuses:?}"
+    );
+}
+
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
+}
+
 /// The common path: an unchanged snapshot is launched straight from the
 /// host's tree (no sync session); a host whose cache was wiped behind azml's
 /// back is synced again and the run still works.

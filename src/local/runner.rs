@@ -61,13 +61,70 @@ pub struct Job {
 
 /// A started process plus the way to stop it.
 pub struct Launched {
-    /// stdout/stderr must be piped; the runner reads both.
-    pub child: tokio::process::Child,
+    /// The job's output; the runner reads both to the end.
+    pub stdout: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    pub stderr: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    /// How the job ends.
+    pub exit: JobExit,
     /// Stops the job's processes: `force = false` asks politely (SIGTERM),
     /// `true` kills (SIGKILL). Must be safe to call after the process exited.
     pub stop: Box<dyn Fn(bool) + Send + Sync>,
     /// Local process group to record for orphan cleanup, if there is one.
     pub pgid: Option<u32>,
+}
+
+impl Launched {
+    /// A job that is a local child process with stdout and stderr piped.
+    pub fn from_child(
+        mut child: tokio::process::Child,
+        stop: Box<dyn Fn(bool) + Send + Sync>,
+        pgid: Option<u32>,
+    ) -> Self {
+        Launched {
+            stdout: child.stdout.take().map(|s| Box::new(s) as _),
+            stderr: child.stderr.take().map(|s| Box::new(s) as _),
+            exit: JobExit::of_child(child),
+            stop,
+            pgid,
+        }
+    }
+}
+
+type ExitFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::io::Result<std::process::ExitStatus>> + Send>,
+>;
+
+/// The end of a job, awaitable any number of times (the runner waits again
+/// after a cancel): a local child, or a session on ssh's shared connection
+/// that no local process stands for.
+pub struct JobExit {
+    pending: ExitFuture,
+    ended: Option<std::process::ExitStatus>,
+}
+
+impl JobExit {
+    /// The child's exit; dropping the `JobExit` before then kills it if it
+    /// was spawned with `kill_on_drop`.
+    pub fn of_child(mut child: tokio::process::Child) -> Self {
+        Self::of(Box::pin(async move { child.wait().await }))
+    }
+
+    pub fn of(pending: ExitFuture) -> Self {
+        JobExit {
+            pending,
+            ended: None,
+        }
+    }
+
+    /// Cancel-safe: dropping a pending `wait` loses nothing.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        if let Some(status) = self.ended {
+            return Ok(status);
+        }
+        let status = self.pending.as_mut().await?;
+        self.ended = Some(status);
+        Ok(status)
+    }
 }
 
 /// How to start a job's process (local, SSH, …).
@@ -119,7 +176,7 @@ impl Launcher for LocalLauncher {
                 process::signal_group(pgid, sig);
             }
         });
-        Ok(Launched { child, stop, pgid })
+        Ok(Launched::from_child(child, stop, pgid))
     }
 }
 
@@ -259,13 +316,15 @@ async fn supervise(
     }
     let log = open_log(&job.working_dir)?;
     let Launched {
-        mut child,
+        stdout,
+        stderr,
+        exit: mut child,
         stop,
         pgid,
     } = launcher.spawn(job)?;
     tracing::debug!(run_id = job.run_id, pgid, "script started");
     with_store(store, |s| s.set_child_pid(&job.run_id, pgid))?;
-    let readers = spawn_readers(&mut child, job, opts, store, &log);
+    let readers = spawn_readers([stdout, stderr], job, opts, store, &log);
     let cancel_reason = tokio::select! {
         status = child.wait() => {
             let status = status.map_err(|e| RunnerError::Launch(format!("waiting for the script: {e}")));
@@ -387,27 +446,14 @@ fn open_log(working_dir: &Path) -> Result<SharedLog, RunnerError> {
 }
 
 fn spawn_readers(
-    child: &mut tokio::process::Child,
+    streams: [Option<Box<dyn AsyncRead + Unpin + Send>>; 2],
     job: &Job,
     opts: &ExecOptions,
     store: &Arc<Mutex<Store>>,
     log: &SharedLog,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut readers = Vec::new();
-    let streams: Vec<Box<dyn AsyncRead + Unpin + Send>> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    for stream in streams {
+    for stream in streams.into_iter().flatten() {
         let pump = OutputPump {
             run_id: job.run_id.clone(),
             log: log.clone(),

@@ -32,6 +32,12 @@ pub const CONNECT_TIMEOUT_SECS: u32 = 10;
 /// `ssh` exits with this when it (not the remote command) failed.
 pub const SSH_FAILURE: i32 = 255;
 
+/// The command line the host's login shell gets for `script`: it runs under
+/// a POSIX `sh` whatever that shell is.
+pub fn remote_command(script: &str) -> String {
+    format!("sh -c {}", quote(script))
+}
+
 /// Where the shared pieces of every `ssh` call live.
 #[derive(Debug, Clone)]
 pub struct SshContext {
@@ -169,7 +175,7 @@ impl Ssh {
         let mut args = self.options();
         args.push("--".into());
         args.push(self.target.address.clone().into());
-        args.push(format!("sh -c {}", quote(script)).into());
+        args.push(remote_command(script).into());
         args
     }
 

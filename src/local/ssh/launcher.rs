@@ -7,7 +7,7 @@
 use super::remote::{self, Finish, HostRunState, LaunchStatus, LaunchTrailer};
 use super::sync::{self, SyncEntry};
 use super::{Ssh, SshContext, SshError, SshTarget};
-use crate::local::runner::{Job, Launched, Launcher, RunnerError, STD_LOG};
+use crate::local::runner::{Job, JobExit, Launched, Launcher, RunnerError, STD_LOG};
 use crate::local::store::{ComputeRecord, Store};
 use crate::local::tracking::ARTIFACT_URI_PROPERTY;
 use std::collections::{BTreeMap, HashMap};
@@ -58,12 +58,23 @@ struct JobState {
 
 /// An ssh launch session waiting for its script.
 struct Session {
-    child: tokio::process::Child,
+    link: Link,
     /// The session's stdin: the script, then the environment.
     stdin: std::io::PipeWriter,
-    /// ssh's raw stderr (marker lines still in).
+    /// The session's raw stderr (marker lines still in).
     stderr: std::io::PipeReader,
     nonce: String,
+}
+
+/// What carries a launch session. Dropping it ends the session.
+enum Link {
+    /// A session the shared connection's master runs for azml directly.
+    Mux {
+        session: super::mux::MuxSession,
+        stdout: std::io::PipeReader,
+    },
+    /// An `ssh` client (no live shared connection to ask, or it refused).
+    Client(tokio::process::Child),
 }
 
 /// Sessions opened by [`SshLauncher::prewarm`], by host, for the next launch.
@@ -71,7 +82,9 @@ static PREWARMED: Mutex<Option<HashMap<String, Session>>> = Mutex::new(None);
 
 /// A launch session that reported `ready`.
 struct Started {
-    child: tokio::process::Child,
+    stdout: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
+    stderr: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    exit: JobExit,
     trailer: std::sync::mpsc::Receiver<LaunchTrailer>,
 }
 
@@ -189,7 +202,12 @@ impl SshLauncher {
             }
             (started, forward)
         });
-        let Started { child, trailer } = match started {
+        let Started {
+            stdout,
+            stderr,
+            exit,
+            trailer,
+        } = match started {
             Ok(started) => started,
             Err(e) => {
                 if let Some((_, local)) = forward {
@@ -202,7 +220,9 @@ impl SshLauncher {
         st.forward = forward;
         st.trailer = Some(trailer);
         Ok(Launched {
-            child,
+            stdout,
+            stderr: Some(stderr),
+            exit,
             stop: Box::new(|_| {}),
             pgid: None,
         })
@@ -318,17 +338,34 @@ impl SshLauncher {
         }
     }
 
-    /// A launch session: ssh running the bootstrap that reads the run's
-    /// script from stdin (see [`remote::launch_bootstrap`]).
+    /// A launch session running the bootstrap that reads the run's script
+    /// from stdin (see [`remote::launch_bootstrap`]): asked of the shared
+    /// connection's master directly when it is up, else an `ssh` client.
     fn open_session(&self) -> Result<Session, SshError> {
         let nonce = format!("azml-{}", uuid::Uuid::new_v4().simple());
+        let bootstrap = remote::launch_bootstrap(&nonce);
+        if let Some(socket) = self.ssh.control_socket().filter(|s| s.exists()) {
+            match open_mux_session(&socket, &bootstrap) {
+                Ok((link, stdin, stderr)) => {
+                    return Ok(Session {
+                        link,
+                        stdin,
+                        stderr,
+                        nonce,
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!("no session from the shared connection ({e}); starting ssh")
+                }
+            }
+        }
         let pipe_err = |e| SshError::io("creating a pipe for the launch session", e);
         let (raw_read, raw_write) = std::io::pipe().map_err(pipe_err)?;
         // A plain pipe, written with blocking writes: the launch must not
         // depend on the async runtime getting to a writer task (a detached
         // supervisor's runtime has a single thread, blocked here meanwhile).
         let (stdin_read, stdin_write) = std::io::pipe().map_err(pipe_err)?;
-        let mut command = self.ssh.tokio_command(&remote::launch_bootstrap(&nonce));
+        let mut command = self.ssh.tokio_command(&bootstrap);
         command
             .stdin(stdin_read)
             .stdout(Stdio::piped())
@@ -337,7 +374,7 @@ impl SshLauncher {
         let child = command.spawn().map_err(SshError::Spawn);
         drop(command); // our copies of the pipes' child ends: EOF must mean ssh ended
         Ok(Session {
-            child: child?,
+            link: Link::Client(child?),
             stdin: stdin_write,
             stderr: raw_read,
             nonce,
@@ -351,7 +388,7 @@ impl SshLauncher {
             .as_mut()
             .and_then(|all| all.remove(&self.ssh.host_id()));
         let Session {
-            mut child,
+            link,
             mut stdin,
             stderr: raw_read,
             nonce,
@@ -387,12 +424,13 @@ impl SshLauncher {
         match status {
             Ok(LaunchStatus::Ready) => {
                 let stderr = std::process::ChildStderr::from(std::os::fd::OwnedFd::from(seen_read));
-                child.stderr = Some(
-                    tokio::process::ChildStderr::from_std(stderr)
-                        .map_err(|e| SshError::io("reading the run's stderr", e))?,
-                );
+                let stderr = tokio::process::ChildStderr::from_std(stderr)
+                    .map_err(|e| SshError::io("reading the run's stderr", e))?;
+                let (stdout, exit) = watch(link)?;
                 Ok(Some(Started {
-                    child,
+                    stdout,
+                    stderr: Box::new(stderr),
+                    exit,
                     trailer: trailer_rx,
                 }))
             }
@@ -404,6 +442,85 @@ impl SshLauncher {
             }
             Err(_) => Err(panicked("reading the run's stderr")),
         }
+    }
+}
+
+/// A session from the shared connection's master, with the pipes azml
+/// keeps: (link, stdin to write, raw stderr to read).
+fn open_mux_session(
+    socket: &Path,
+    bootstrap: &str,
+) -> Result<(Link, std::io::PipeWriter, std::io::PipeReader), SshError> {
+    let pipe_err = |e| SshError::io("creating a pipe for the launch session", e);
+    let (stdin_read, stdin_write) = std::io::pipe().map_err(pipe_err)?;
+    let (stdout_read, stdout_write) = std::io::pipe().map_err(pipe_err)?;
+    let (stderr_read, stderr_write) = std::io::pipe().map_err(pipe_err)?;
+    let session = super::mux::open_session(
+        socket,
+        &super::command::remote_command(bootstrap),
+        stdin_read.into(),
+        stdout_write.into(),
+        stderr_write.into(),
+    )
+    .map_err(|e| {
+        SshError::io(
+            "opening a session on the shared connection",
+            std::io::Error::other(e),
+        )
+    })?;
+    let link = Link::Mux {
+        session,
+        stdout: stdout_read,
+    };
+    Ok((link, stdin_write, stderr_read))
+}
+
+/// The session's stdout and end, as the runner watches them. A mux session's
+/// end is read on a thread of its own; dropping the [`JobExit`] before it
+/// ends closes the session, as dropping an ssh client kills it.
+fn watch(
+    link: Link,
+) -> Result<
+    (
+        Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
+        JobExit,
+    ),
+    SshError,
+> {
+    match link {
+        Link::Client(mut child) => {
+            let stdout = child.stdout.take().map(|s| Box::new(s) as _);
+            Ok((stdout, JobExit::of_child(child)))
+        }
+        Link::Mux { session, stdout } => {
+            let stdout = std::process::ChildStdout::from(std::os::fd::OwnedFd::from(stdout));
+            let stdout = tokio::process::ChildStdout::from_std(stdout)
+                .map_err(|e| SshError::io("reading the run's output", e))?;
+            let closer = session
+                .closer()
+                .map_err(|e| SshError::io("watching the run's session", e))?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(session.wait());
+            });
+            let exit = async move {
+                let _close_if_dropped = CloseOnDrop(closer);
+                let code = rx.await.unwrap_or(super::mux::NO_EXIT_STATUS);
+                Ok(std::os::unix::process::ExitStatusExt::from_raw(
+                    (code & 0xff) << 8,
+                ))
+            };
+            Ok((Some(Box::new(stdout)), JobExit::of(Box::pin(exit))))
+        }
+    }
+}
+
+/// Ends a mux session when its watcher is dropped (harmless once it ended).
+struct CloseOnDrop(super::mux::SessionCloser);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
