@@ -140,6 +140,7 @@ open(os.path.join(root, "noop.py"), "w").close()
 EOF
 submit() {  # prints "<ms> <sync line>"
   local t0 t1 line
+  sleep 0.3  # the previous run's spare copy is made on the host after it ended
   t0=$(now_us)
   line=$(cd "$p" && "$AZML" --verbose run submit-script -c box -e sync noop.py 2>&1 >/dev/null | grep -o 'synced.*\|already on.*' || true)
   t1=$(now_us)
@@ -153,6 +154,7 @@ echo "  one file changed:    $(submit)"
 # The same tree on this machine (`--ct local`): what the SSH path adds to it.
 local_submit() {
   local t0 t1
+  sleep 0.3
   t0=$(now_us)
   (cd "$p" && "$AZML" run submit-script --ct local -e local noop.py >/dev/null 2>&1)
   t1=$(now_us)
