@@ -707,6 +707,31 @@ fn a_relative_azml_local_workspace_still_gives_absolute_artifact_uris() {
     assert!(run_dir.join("uri.py").is_file());
     assert!(!run_dir.join("ws").exists());
 }
+#[test]
+fn the_projects_default_workspace_is_never_snapshotted_when_another_is_in_use() {
+    let Some(py) = python(false) else { return };
+    let p = Project::new(py);
+    p.write("job.py", "print('ok')\n");
+    // Run history of the default workspace, from before AZML_LOCAL_WORKSPACE was set.
+    p.write(".azureml/localws/runs/old_run/outputs/model.bin", "weights");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = p
+        .azml()
+        .env("AZML_LOCAL_WORKSPACE", elsewhere.path())
+        .args(["run", "submit-script", "-e", "e", "job.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    let run_id = submit_json(&out)["runId"].as_str().unwrap().to_string();
+    let run_dir = elsewhere.path().join("runs").join(&run_id);
+    assert!(run_dir.join("job.py").is_file());
+    assert!(
+        !run_dir.join(".azureml/localws").exists(),
+        "the old workspace was copied into the run"
+    );
+}
+
 /// Files the script sees in its working directory (minus what the run itself writes).
 const LIST_FILES: &str = r#"
 import os

@@ -225,12 +225,19 @@ impl LocalWorkspace {
     }
 
     /// Snapshot `source_dir` with v1's ignore rules into the workspace's
-    /// content-addressed store, telling `ui` what it holds.
+    /// content-addressed store, telling `ui` what it holds. Workspace data is
+    /// never code: this workspace, nor the project's default one when
+    /// `AZML_LOCAL_WORKSPACE` points elsewhere (its run folders would be
+    /// copied into every run, each run adding to the next).
     pub fn take_snapshot(&self, source_dir: &Path, ui: &dyn SubmitUi) -> WsResult<SourceSnapshot> {
         let store = crate::snapshot::Store::open(self.root.join("snapshots"))
             .map_err(|e| snapshot_err(source_dir, e))?;
+        let workspaces = [
+            self.root.clone(),
+            source_dir.join(".azureml").join("localws"),
+        ];
         let snap = store
-            .snapshot(source_dir, std::slice::from_ref(&self.root))
+            .snapshot(source_dir, &workspaces)
             .map_err(|e| snapshot_err(source_dir, e))?;
         let rules = match &snap.ignore_file {
             Some(file) => format!(
