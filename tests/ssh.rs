@@ -1046,7 +1046,8 @@ fn the_tracking_forward_is_closed_on_the_host_when_the_run_ends() {
 
 /// With the shared connection up, a run asks its master for the session
 /// itself: no `ssh` client process starts (each costs ≈ 3 ms before the host
-/// sees anything), yet output, exit status and outputs/ work as before.
+/// sees anything), yet output, exit status, locale variables and outputs/
+/// work as before.
 #[test]
 fn a_warm_run_starts_no_ssh_client_and_still_streams_and_reports_its_exit() {
     let Some(server) = Sshd::start() else { return };
@@ -1054,7 +1055,8 @@ fn a_warm_run_starts_no_ssh_client_and_still_streams_and_reports_its_exit() {
     assert!(p.attach("box").status.success());
     p.write(
         "job.py",
-        "import sys\nprint('hello from the host')\nopen('outputs/o.txt', 'w').write('x')\nsys.exit(int(sys.argv[1]))\n",
+        "import os, sys\nprint('hello from the host', os.environ.get('LC_AZML_PROBE'))\n\
+         open('outputs/o.txt', 'w').write('x')\nsys.exit(int(sys.argv[1]))\n",
     );
     let warm_up = p.run(&[
         "run",
@@ -1094,6 +1096,7 @@ fn a_warm_run_starts_no_ssh_client_and_still_streams_and_reports_its_exit() {
         let out = p
             .azml()
             .env("PATH", &path)
+            .env("LC_AZML_PROBE", "offered")
             .args([
                 "run",
                 "submit-script",
@@ -1108,7 +1111,8 @@ fn a_warm_run_starts_no_ssh_client_and_still_streams_and_reports_its_exit() {
             .expect("azml");
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), want, "{stderr}");
-        assert!(stderr.contains("hello from the host"), "{stderr}");
+        // LANG/LC_* are offered to the host as ssh's stock `SendEnv LANG LC_*` does.
+        assert!(stderr.contains("hello from the host offered"), "{stderr}");
     }
     let starts = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(starts, "", "ssh clients started by warm runs");

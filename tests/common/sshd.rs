@@ -128,7 +128,7 @@ impl Sshd {
              AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
              StrictModes no\nUsePAM no\nPermitRootLogin yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nAllowTcpForwarding yes\nMaxSessions 30\n\
-             MaxStartups 50\nSetEnv HOME={home}\nLogLevel ERROR\n",
+             MaxStartups 50\nSetEnv HOME={home}\nLogLevel ERROR\nAcceptEnv LANG LC_*\n",
             d = d.display(),
             home = self.remote_home.display()
         );

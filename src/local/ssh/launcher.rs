@@ -458,6 +458,7 @@ fn open_mux_session(
     let session = super::mux::open_session(
         socket,
         &super::command::remote_command(bootstrap),
+        &locale_env(),
         stdin_read.into(),
         stdout_write.into(),
         stderr_write.into(),
@@ -473,6 +474,16 @@ fn open_mux_session(
         stdout: stdout_read,
     };
     Ok((link, stdin_write, stderr_read))
+}
+
+/// `LANG` and `LC_*`, which an ssh client offers the host under the stock
+/// `SendEnv LANG LC_*` of Debian's and Red Hat's `ssh_config`: a session
+/// asked of the master directly gets what `ssh host cmd` would.
+fn locale_env() -> Vec<String> {
+    std::env::vars()
+        .filter(|(name, _)| name == "LANG" || name.starts_with("LC_"))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect()
 }
 
 /// The session's stdout and end, as the runner watches them. A mux session's

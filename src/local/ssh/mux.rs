@@ -121,10 +121,13 @@ fn connect(socket: &Path) -> Result<UnixStream, MuxError> {
 
 /// A session the master runs for us: `command` on the host, its stdin read
 /// from `stdin`, its output written to `stdout` and `stderr` (the master
-/// keeps the descriptors; these copies are closed here).
+/// keeps the descriptors; these copies are closed here). `env` (`NAME=value`)
+/// is offered to the host as an ssh client's `SendEnv` would (sshd's
+/// `AcceptEnv` decides).
 pub fn open_session(
     socket: &Path,
     command: &str,
+    env: &[String],
     stdin: OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
@@ -144,6 +147,9 @@ pub fn open_session(
     put_u32(&mut msg, NO_ESCAPE_CHAR);
     put_str(&mut msg, ""); // terminal type
     put_str(&mut msg, command);
+    for var in env {
+        put_str(&mut msg, var);
+    }
     write_packet(&mut conn, &msg).map_err(io)?;
     for fd in [&stdin, &stdout, &stderr] {
         send_fd(&conn, fd).map_err(io)?;
