@@ -18,6 +18,17 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// [`start_ticks`] of a supervisor: this process's own start never changes,
+/// so it is read once (a sweep records it for every child).
+pub fn supervisor_start_ticks(pid: u32) -> Option<u64> {
+    static OWN: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    if pid == std::process::id() {
+        *OWN.get_or_init(|| start_ticks(pid))
+    } else {
+        start_ticks(pid)
+    }
+}
+
 /// Whether `pid` runs and, when `start` is known, is the process that had that start time.
 pub fn is_same_process_alive(pid: u32, start: Option<u64>) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
