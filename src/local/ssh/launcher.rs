@@ -514,8 +514,10 @@ fn watch(
             std::thread::spawn(move || {
                 let _ = tx.send(session.wait());
             });
+            // Owned by the future from the start: dropped unpolled, it still closes.
+            let close_if_dropped = CloseOnDrop(closer);
             let exit = async move {
-                let _close_if_dropped = CloseOnDrop(closer);
+                let _close_if_dropped = close_if_dropped;
                 let code = rx.await.unwrap_or(super::mux::NO_EXIT_STATUS);
                 Ok(std::os::unix::process::ExitStatusExt::from_raw(
                     (code & 0xff) << 8,
