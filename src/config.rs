@@ -399,8 +399,14 @@ fn az_cli_default_subscription(env: &dyn Fn(&str) -> Option<String>) -> Option<S
 fn local_target(project_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> WorkspaceTarget {
     let root = env("AZML_LOCAL_WORKSPACE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| project_dir.join(".azureml").join("localws"));
+        .unwrap_or_else(|| default_local_workspace(project_dir));
     WorkspaceTarget::Local { root }
+}
+
+/// Where a project's embedded local workspace lives unless
+/// `AZML_LOCAL_WORKSPACE` says otherwise. Never code: snapshots leave it out.
+pub fn default_local_workspace(project_dir: &Path) -> PathBuf {
+    project_dir.join(".azureml").join("localws")
 }
 
 /// v1's experiment rule: `^[a-zA-Z0-9][\w\-]{0,254}$`.

@@ -338,7 +338,7 @@ fn hash_in_background(
 
 /// The embedded local workspace lives in the project; it is never code.
 fn local_workspace_dirs(project_dir: &Path) -> Vec<PathBuf> {
-    let mut dirs = vec![project_dir.join(".azureml").join("localws")];
+    let mut dirs = vec![crate::config::default_local_workspace(project_dir)];
     if let Some(custom) = std::env::var_os("AZML_LOCAL_WORKSPACE").filter(|v| !v.is_empty()) {
         dirs.push(PathBuf::from(custom));
     }

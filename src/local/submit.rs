@@ -234,7 +234,7 @@ impl LocalWorkspace {
             .map_err(|e| snapshot_err(source_dir, e))?;
         let workspaces = [
             self.root.clone(),
-            source_dir.join(".azureml").join("localws"),
+            crate::config::default_local_workspace(source_dir),
         ];
         let snap = store
             .snapshot(source_dir, &workspaces)
