@@ -295,6 +295,15 @@ fn a_bandit_sweep_cancels_exactly_the_runs_the_formula_says() {
         .map(|c| c["status"].as_str().unwrap_or("?"))
         .collect();
     assert_eq!(statuses, ["Completed", "Canceled", "Completed", "Canceled"]);
+    // One at a time: the next child starts after the previous one's process
+    // ended, and the history says so (a child's end is its exit).
+    for pair in children.windows(2) {
+        let (end, next_start) = (
+            pair[0]["endTimeUtc"].as_str().expect("end"),
+            pair[1]["startTimeUtc"].as_str().expect("start"),
+        );
+        assert!(end <= next_start, "{end} > {next_start}: children overlap");
+    }
     let canceled = p.json(&["run", "show", "-r", &format!("{parent_id}_1")]);
     let reason = canceled["tags"]["cancel_reason"]
         .as_str()

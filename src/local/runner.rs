@@ -246,6 +246,9 @@ pub struct ExecOptions {
     pub on_metric: Option<MetricHook>,
     /// Time between SIGTERM and SIGKILL when cancelling (default 5 s).
     pub grace: Option<Duration>,
+    /// Called once the script's processes are gone, before the run's
+    /// bookkeeping: a sweep starts its next child then.
+    pub on_exit: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// How often the runner looks for a `run cancel` issued by another azml process.
@@ -274,7 +277,8 @@ pub async fn execute_with_store(
 ) -> Result<RunEnd, RunnerError> {
     let store = store.clone();
     with_store(&store, |s| s.mark_running(&job.run_id, std::process::id()))?;
-    let result = supervise(launcher, job, opts, &store).await;
+    let exited = std::sync::OnceLock::new();
+    let result = supervise(launcher, job, opts, &store, &exited).await;
     let end = match &result {
         Ok(end) => end.clone(),
         Err(e) => RunEnd {
@@ -283,7 +287,11 @@ pub async fn execute_with_store(
             error: Some(("ExecutionFailed".into(), e.to_string())),
         },
     };
-    with_store(&store, |s| s.finish_run(&job.run_id, &end))?;
+    let ended_ms = exited
+        .get()
+        .copied()
+        .unwrap_or_else(crate::local::store::now_ms);
+    with_store(&store, |s| s.finish_run_at(&job.run_id, &end, ended_ms))?;
     // Someone else may have ended it first (e.g. the reaper); report what is stored.
     let stored = with_store(&store, |s| s.run(&job.run_id))?;
     result?;
@@ -304,11 +312,22 @@ fn with_store<T>(
     f(&guard)
 }
 
+/// Note the moment the script's processes are gone (`exited`) and tell
+/// `opts.on_exit`.
+fn script_gone(opts: &ExecOptions, exited: &std::sync::OnceLock<i64>) {
+    if exited.set(crate::local::store::now_ms()).is_ok()
+        && let Some(on_exit) = &opts.on_exit
+    {
+        on_exit();
+    }
+}
+
 async fn supervise(
     launcher: &dyn Launcher,
     job: &Job,
     opts: &ExecOptions,
     store: &Arc<Mutex<Store>>,
+    exited: &std::sync::OnceLock<i64>,
 ) -> Result<RunEnd, RunnerError> {
     // `run cancel` may have come while the run was still queued (sweeps) or being prepared.
     if let Some(reason) = with_store(store, |s| s.cancel_request(&job.run_id))? {
@@ -330,6 +349,7 @@ async fn supervise(
             let status = status.map_err(|e| RunnerError::Launch(format!("waiting for the script: {e}")));
             tracing::debug!(run_id = job.run_id, ?status, "script exited");
             stop(true); // leftovers in the group would keep the pipes open
+            script_gone(opts, exited);
             finish_readers(readers).await;
             let end = end_from_exit(status?);
             return Ok(collected(launcher, job, end));
@@ -346,6 +366,7 @@ async fn supervise(
     }
     stop(true);
     let _ = child.wait().await;
+    script_gone(opts, exited);
     finish_readers(readers).await;
     Ok(collected(launcher, job, canceled(cancel_reason)))
 }
@@ -644,6 +665,68 @@ mod tests {
         assert!(p.feed("Attempted to log scalar metric x:", 0).is_empty());
         assert!(p.feed("hello", 0).is_empty());
         assert!(p.feed("1.0", 0).is_empty());
+    }
+
+    /// A sweep hands a child's slot on from `on_exit`; the child's end time is
+    /// when its process ended, not when its bookkeeping finished, so runs
+    /// of a one-at-a-time sweep never overlap in the history.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_exit_comes_before_the_bookkeeping_and_the_end_time_is_the_exit() {
+        let ws = tempfile::tempdir().expect("ws");
+        let store = Arc::new(Mutex::new(Store::open(ws.path()).expect("store")));
+        let new = crate::local::store::NewRun {
+            run_id: "r1".into(),
+            experiment: "e".into(),
+            parent_run_id: None,
+            run_type: "azureml.scriptrun".into(),
+            target: "local".into(),
+            display_name: None,
+            properties: Default::default(),
+            tags: Default::default(),
+        };
+        let dir = with_store(&store, |s| {
+            s.create_run(&new)?;
+            Ok(s.run_dir("r1"))
+        })
+        .expect("run");
+        let seen = Arc::new(Mutex::new(None));
+        let opts = ExecOptions {
+            on_exit: Some({
+                let (store, seen) = (store.clone(), seen.clone());
+                Arc::new(move || {
+                    let status = with_store(&store, |s| s.run("r1")).map(|r| r.status);
+                    *seen.lock().unwrap() = Some((status.ok(), crate::local::store::now_ms()));
+                    // Bookkeeping that follows must not change the recorded end.
+                    std::thread::sleep(Duration::from_millis(30));
+                })
+            }),
+            ..Default::default()
+        };
+        let job = Job {
+            run_id: "r1".into(),
+            workspace_root: ws.path().to_path_buf(),
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "exit 0".into()],
+            env: BTreeMap::new(),
+            working_dir: dir,
+            snapshot_id: None,
+        };
+        let end = execute_with_store(&LocalLauncher, &job, &opts, &store)
+            .await
+            .expect("ran");
+        assert_eq!(end.status, RunStatus::Completed);
+        let (status_then, hook_ms) = seen.lock().unwrap().take().expect("on_exit was called");
+        assert_eq!(
+            status_then,
+            Some(RunStatus::Running),
+            "called before the run was finished"
+        );
+        let run = with_store(&store, |s| s.run("r1")).expect("run");
+        let end_ms = run.end_ms.expect("end time");
+        assert!(
+            end_ms <= hook_ms,
+            "end {end_ms} recorded after the exit was reported ({hook_ms})"
+        );
     }
 
     #[tokio::test]

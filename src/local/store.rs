@@ -598,6 +598,13 @@ impl Store {
     /// (a late writer never overwrites Canceled with Failed, for example);
     /// returns whether this call ended it.
     pub fn finish_run(&self, run_id: &str, end: &RunEnd) -> StoreResult<bool> {
+        self.finish_run_at(run_id, end, now_ms())
+    }
+
+    /// [`Store::finish_run`] with the end time given: when the script's
+    /// process ended, not when its bookkeeping got to this (a sweep may have
+    /// started the next child in between).
+    pub fn finish_run_at(&self, run_id: &str, end: &RunEnd, ended_ms: i64) -> StoreResult<bool> {
         let (code, message) = match &end.error {
             Some((c, m)) => (Some(c.as_str()), Some(m.as_str())),
             None => (None, None),
@@ -609,7 +616,7 @@ impl Store {
             params![
                 run_id,
                 end.status.as_str(),
-                now_ms(),
+                ended_ms,
                 end.exit_code,
                 code,
                 message

@@ -32,7 +32,7 @@ use crate::sweep::{
 };
 use crate::workspace::{LogSink, RunOutcome, SubmitHyperdrive, WorkspaceError, WsResult};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -390,6 +390,9 @@ impl<'a> Driver<'a> {
     /// Ctrl-C/SIGTERM, to the deadline and to `run cancel` of the parent.
     async fn run(&mut self, logs: &dyn LogSink) -> WsResult<Summary> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(usize, WsResult<RunEnd>)>();
+        let (freed_tx, mut freed_rx) = mpsc::unbounded_channel::<usize>();
+        // Children whose slot is free again (their process ended).
+        let mut freed: HashSet<usize> = HashSet::new();
         let terminate = CancelToken::new();
         cancel_on_terminate(&terminate, "canceled: azml received SIGTERM or SIGHUP");
         let deadline = tokio::time::Instant::now()
@@ -397,26 +400,40 @@ impl<'a> Driver<'a> {
         let mut poll = tokio::time::interval(PARENT_CANCEL_POLL);
         let mut stop: Option<Stop> = None;
         let mut exhausted = false;
+        // Slots in use (processes running) and children not yet reported
+        // back (their bookkeeping may still run after their slot is free).
         let mut running = 0usize;
+        let mut outstanding = 0usize;
         let mut launch_error = None;
         loop {
             while stop.is_none() && !exhausted && launch_error.is_none() && running < self.slots() {
-                match self.launch_next(&tx) {
-                    Ok(true) => running += 1,
+                match self.launch_next(&tx, &freed_tx) {
+                    Ok(true) => {
+                        running += 1;
+                        outstanding += 1;
+                    }
                     Ok(false) => exhausted = true,
                     Err(e) => launch_error = Some(e),
                 }
             }
-            if launch_error.is_some() && running > 0 && stop.is_none() {
+            if launch_error.is_some() && outstanding > 0 && stop.is_none() {
                 self.cancel_all("canceled: the sweep could not start its next child run");
                 stop = Some(Stop::Canceled("a child run could not be started".into()));
             }
-            if running == 0 {
+            if outstanding == 0 {
                 break;
             }
             tokio::select! {
+                Some(index) = freed_rx.recv() => {
+                    if freed.insert(index) {
+                        running -= 1;
+                    }
+                }
                 Some((index, end)) = rx.recv() => {
-                    running -= 1;
+                    if freed.insert(index) {
+                        running -= 1;
+                    }
+                    outstanding -= 1;
                     self.child_ended(index, end);
                     logs.write(&self.progress_line());
                 }
@@ -452,6 +469,14 @@ impl<'a> Driver<'a> {
         self.hd().max_concurrent_runs.max(1) as usize
     }
 
+    /// Whether a child's slot is given to the next one as soon as its
+    /// process ended, before its bookkeeping (≈ 1 ms of a slot idle per
+    /// child otherwise). Only where the next suggestion cannot depend on
+    /// that child's result: random and grid sampling; Bayesian waits for it.
+    fn frees_slots_early(&self) -> bool {
+        self.hd().sampling != SamplingKind::Bayesian
+    }
+
     fn parent_cancel_request(&self) -> WsResult<Option<String>> {
         lock(&self.store)
             .cancel_request(&self.parent)
@@ -470,6 +495,7 @@ impl<'a> Driver<'a> {
     fn launch_next(
         &mut self,
         tx: &mpsc::UnboundedSender<(usize, WsResult<RunEnd>)>,
+        freed: &mpsc::UnboundedSender<usize>,
     ) -> WsResult<bool> {
         if self.history.trials.len() >= self.hd().max_total_runs as usize {
             return Ok(false);
@@ -497,6 +523,12 @@ impl<'a> Driver<'a> {
         let opts = ExecOptions {
             cancel,
             on_metric: Some(self.metric_hook(index)),
+            on_exit: self.frees_slots_early().then(|| {
+                let freed = freed.clone();
+                Arc::new(move || {
+                    let _ = freed.send(index);
+                }) as Arc<dyn Fn() + Send + Sync>
+            }),
             ..Default::default()
         };
         let root = self.ws.root.clone();
