@@ -628,6 +628,34 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Remove a run that never started (a sweep's child prepared ahead of a
+    /// free slot when the sweep stopped): its record, tags, params and
+    /// folder, as if it had never been created. `false` (and nothing done)
+    /// when the run has started after all.
+    pub fn forget_unstarted_run(&self, run_id: &str) -> StoreResult<bool> {
+        let tx = self.conn.unchecked_transaction()?;
+        let unstarted = tx
+            .query_row(
+                "SELECT 1 FROM runs WHERE run_id = ?1 AND status = 'NotStarted' AND start_ms IS NULL",
+                [run_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        let mut removed = 0;
+        if unstarted {
+            for table in ["tags", "params", "metrics"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [run_id])?;
+            }
+            removed = tx.execute("DELETE FROM runs WHERE run_id = ?1", [run_id])?;
+        }
+        tx.commit()?;
+        if removed == 1 {
+            let _ = std::fs::remove_dir_all(self.run_dir(run_id));
+        }
+        Ok(removed == 1)
+    }
+
     /// SIGKILL the run's script process group if it is still the process we
     /// started (used when no supervisor is there to stop it gracefully).
     pub fn kill_script(&self, run_id: &str) -> StoreResult<()> {
@@ -1030,6 +1058,34 @@ mod tests {
                 ..Default::default()
             })
             .unwrap()
+    }
+
+    #[test]
+    fn an_unstarted_run_is_forgotten_whole_and_a_started_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in ["queued", "running"] {
+            new_run(&store, id);
+            store.set_tag(id, "hyperparameters", "{}").unwrap();
+            store.log_param(id, "--x", "1").unwrap();
+        }
+        store.mark_running("running", std::process::id()).unwrap();
+        assert!(store.forget_unstarted_run("queued").unwrap());
+        assert!(store.find_run("queued").unwrap().is_none());
+        assert!(!store.run_dir("queued").exists());
+        let leftover: i64 = store
+            .conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM tags WHERE run_id = 'queued') + \
+                 (SELECT COUNT(*) FROM params WHERE run_id = 'queued')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftover, 0);
+        assert!(!store.forget_unstarted_run("running").unwrap());
+        assert!(store.find_run("running").unwrap().is_some());
+        assert!(store.run_dir("running").exists());
     }
 
     #[test]

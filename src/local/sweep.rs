@@ -276,6 +276,13 @@ struct Child {
     status: Option<RunStatus>,
 }
 
+/// A child run created and prepared, not started yet.
+struct Ready {
+    index: usize,
+    run_id: String,
+    cancel: CancelToken,
+}
+
 /// State shared with the metric hook (which runs inside tracking requests).
 struct Shared {
     children: Vec<Child>,
@@ -341,6 +348,8 @@ struct Driver<'a> {
     /// Git facts and the snapshot are the same for every child: taken once.
     git: Map<String, Value>,
     snapshot: Arc<SourceSnapshot>,
+    /// The next child, prepared while every slot was busy.
+    ready: Option<Ready>,
 }
 
 fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -379,6 +388,7 @@ impl<'a> Driver<'a> {
             store,
             git: git::git_properties(&request.script.source_dir),
             snapshot,
+            ready: None,
         })
     }
 
@@ -420,6 +430,13 @@ impl<'a> Driver<'a> {
                 self.cancel_all("canceled: the sweep could not start its next child run");
                 stop = Some(Stop::Canceled("a child run could not be started".into()));
             }
+            if stop.is_none() && !exhausted && launch_error.is_none() && running == self.slots() {
+                match self.prepare_ahead() {
+                    Ok(true) => {}
+                    Ok(false) => exhausted = true,
+                    Err(e) => launch_error = Some(e),
+                }
+            }
             if outstanding == 0 {
                 break;
             }
@@ -458,6 +475,7 @@ impl<'a> Driver<'a> {
                 }
             }
         }
+        self.drop_ready();
         if let Some(e) = launch_error {
             return Err(e);
         }
@@ -490,18 +508,62 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Ask the sampler for the next configuration and start it as a child.
+    /// Start the next child: the one prepared ahead, else a new suggestion.
     /// `Ok(false)` when the budget or the space is used up.
     fn launch_next(
         &mut self,
         tx: &mpsc::UnboundedSender<(usize, WsResult<RunEnd>)>,
         freed: &mpsc::UnboundedSender<usize>,
     ) -> WsResult<bool> {
+        let next = match self.ready.take() {
+            Some(ready) => ready,
+            None => match self.prepare_next()? {
+                Some(ready) => ready,
+                None => return Ok(false),
+            },
+        };
+        self.start(next, tx, freed);
+        Ok(true)
+    }
+
+    /// While every slot is busy, prepare the next child (random and grid
+    /// sampling only, see [`Driver::frees_slots_early`]), so a freed slot
+    /// only has to spawn it. `Ok(false)` when the budget or space is used up.
+    fn prepare_ahead(&mut self) -> WsResult<bool> {
+        if self.ready.is_some() || !self.frees_slots_early() {
+            return Ok(true);
+        }
+        self.ready = self.prepare_next()?;
+        Ok(self.ready.is_some())
+    }
+
+    /// The sweep stopped with a child prepared but never started: it is
+    /// forgotten (record, folder, the parent's tag for it), as if it had
+    /// never been suggested — it is always the last one.
+    fn drop_ready(&mut self) {
+        let Some(ready) = self.ready.take() else {
+            return;
+        };
+        let store = lock(&self.store);
+        let forgotten = store
+            .forget_unstarted_run(&ready.run_id)
+            .and_then(|_| store.delete_tag(&self.parent, &format!("_aml_system_{}", ready.run_id)));
+        if let Err(e) = forgotten {
+            tracing::warn!("cannot remove the unstarted child {}: {e}", ready.run_id);
+        }
+        drop(store);
+        lock(&self.shared).children.truncate(ready.index);
+        self.history.trials.truncate(ready.index);
+    }
+
+    /// Ask the sampler for the next configuration and create it as a child
+    /// run, not started. `Ok(None)` when the budget or the space is used up.
+    fn prepare_next(&mut self) -> WsResult<Option<Ready>> {
         if self.history.trials.len() >= self.hd().max_total_runs as usize {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(values) = self.sampler.suggest(&self.history, &mut self.rng) else {
-            return Ok(false);
+            return Ok(None);
         };
         let index = self.history.push_running(values.clone());
         let run_id = format!("{}_{index}", self.parent);
@@ -520,6 +582,24 @@ impl<'a> Driver<'a> {
             self.history.trials[index].state = TrialState::Failed;
             return Err(e);
         }
+        Ok(Some(Ready {
+            index,
+            run_id,
+            cancel,
+        }))
+    }
+
+    /// Run a prepared child in a task of its own; its end comes back on `tx`.
+    fn start(
+        &self,
+        Ready {
+            index,
+            run_id,
+            cancel,
+        }: Ready,
+        tx: &mpsc::UnboundedSender<(usize, WsResult<RunEnd>)>,
+        freed: &mpsc::UnboundedSender<usize>,
+    ) {
         let opts = ExecOptions {
             cancel,
             on_metric: Some(self.metric_hook(index)),
@@ -539,7 +619,6 @@ impl<'a> Driver<'a> {
             let end = run_prepared_with_store(&root, &store, &run_id, &tracking, &opts).await;
             let _ = tx.send((index, end));
         });
-        Ok(true)
     }
 
     /// Create the child run with its argv, environment and hyperparameters.
@@ -650,7 +729,7 @@ impl<'a> Driver<'a> {
             .iter()
             .filter(|c| c.status == Some(RunStatus::Canceled))
             .count();
-        let running = shared.children.len() - done;
+        let running = shared.children.len() - done - usize::from(self.ready.is_some());
         let best = best_child(&shared)
             .map(|(id, m)| format!(", best {} {} ({id})", shared.metric, fmt_metric(m)))
             .unwrap_or_default();
