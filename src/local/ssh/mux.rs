@@ -155,14 +155,7 @@ pub fn open_session(
         send_fd(&conn, fd).map_err(io)?;
     }
     drop((stdin, stdout, stderr));
-    let reply = read_packet(&mut conn).map_err(io)?;
-    if reply.len() < 8 || reply[4..8] != REQUEST_ID.to_be_bytes() {
-        return Err(MuxError::Protocol(first_u32(&reply)));
-    }
-    let reply = Reply {
-        kind: first_u32(&reply),
-        body: reply[8..].to_vec(),
-    };
+    let reply = read_reply(&mut conn).map_err(io)??;
     if reply.kind != MUX_S_SESSION_OPENED {
         return Err(reply.refusal().unwrap_or(MuxError::Protocol(reply.kind)));
     }
@@ -238,14 +231,19 @@ fn request(socket: &Path, kind: u32, local_port: u16) -> Result<Reply, MuxError>
     put_str(&mut msg, LOOPBACK);
     put_u32(&mut msg, u32::from(local_port));
     write_packet(&mut conn, &msg).map_err(io)?;
-    let reply = read_packet(&mut conn).map_err(io)?;
+    read_reply(&mut conn).map_err(io)?
+}
+
+/// The master's answer to our request (type, our request id, body).
+fn read_reply(conn: &mut UnixStream) -> std::io::Result<Result<Reply, MuxError>> {
+    let reply = read_packet(conn)?;
     if reply.len() < 8 || reply[4..8] != REQUEST_ID.to_be_bytes() {
-        return Err(MuxError::Protocol(first_u32(&reply)));
+        return Ok(Err(MuxError::Protocol(first_u32(&reply))));
     }
-    Ok(Reply {
+    Ok(Ok(Reply {
         kind: first_u32(&reply),
         body: reply[8..].to_vec(),
-    })
+    }))
 }
 
 fn first_u32(b: &[u8]) -> u32 {
