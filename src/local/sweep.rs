@@ -553,7 +553,7 @@ impl<'a> Driver<'a> {
         }
         drop(store);
         lock(&self.shared).children.truncate(ready.index);
-        self.history.trials.truncate(ready.index);
+        self.history.truncate(ready.index);
     }
 
     /// Ask the sampler for the next configuration and create it as a child

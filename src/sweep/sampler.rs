@@ -8,7 +8,7 @@ use super::rng::{SweepRng, below};
 use super::space::{Expression, Parameter, SamplingKind, config_key};
 use super::{Goal, SweepError};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Where a trial (one child run) is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,15 +29,31 @@ pub struct Trial {
     pub metric: Option<f64>,
 }
 
-/// All trials of a sweep, in suggestion order.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// All trials of a sweep, in suggestion order, with the set of configurations
+/// tried so far kept up to date: rebuilding it for every suggestion made a
+/// sweep's sampling O(N²).
+#[derive(Debug, Clone, Default)]
 pub struct History {
+    /// Grow with [`History::push_running`] and shrink with
+    /// [`History::truncate`]; a trial's values never change once pushed.
     pub trials: Vec<Trial>,
+    /// `config_key` of each trial, parallel to `trials`.
+    keys: Vec<String>,
+    /// How many trials have each configuration.
+    seen: HashMap<String, usize>,
+}
+
+impl PartialEq for History {
+    fn eq(&self, other: &Self) -> bool {
+        self.trials == other.trials
+    }
 }
 
 impl History {
     /// Record a new running trial (what the driver does with each suggestion).
     pub fn push_running(&mut self, values: Vec<Value>) -> usize {
+        self.sync_keys();
+        self.remember(config_key(&values));
         self.trials.push(Trial {
             values,
             state: TrialState::Running,
@@ -46,8 +62,59 @@ impl History {
         self.trials.len() - 1
     }
 
-    fn keys(&self) -> HashSet<String> {
-        self.trials.iter().map(|t| config_key(&t.values)).collect()
+    /// Forget every trial from `len` on (a prepared child that never started).
+    pub fn truncate(&mut self, len: usize) {
+        self.sync_keys();
+        for key in self.keys.drain(len.min(self.keys.len())..) {
+            if let Some(count) = self.seen.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    self.seen.remove(&key);
+                }
+            }
+        }
+        self.trials.truncate(len);
+    }
+
+    /// Whether some trial already has this configuration.
+    pub fn has_tried(&self, values: &[Value]) -> bool {
+        let key = config_key(values);
+        if self.keys_in_sync() {
+            self.seen.contains_key(&key)
+        } else {
+            self.trials.iter().any(|t| config_key(&t.values) == key)
+        }
+    }
+
+    /// Number of distinct configurations tried.
+    pub fn distinct(&self) -> usize {
+        if self.keys_in_sync() {
+            self.seen.len()
+        } else {
+            let keys: HashSet<String> = self.trials.iter().map(|t| config_key(&t.values)).collect();
+            keys.len()
+        }
+    }
+
+    fn keys_in_sync(&self) -> bool {
+        self.keys.len() == self.trials.len()
+    }
+
+    fn remember(&mut self, key: String) {
+        *self.seen.entry(key.clone()).or_default() += 1;
+        self.keys.push(key);
+    }
+
+    /// Catch up with trials pushed or removed through the public field.
+    fn sync_keys(&mut self) {
+        if self.keys.len() > self.trials.len() {
+            self.keys.clear();
+            self.seen.clear();
+        }
+        for i in self.keys.len()..self.trials.len() {
+            let key = config_key(&self.trials[i].values);
+            self.remember(key);
+        }
     }
 }
 
@@ -128,23 +195,18 @@ impl RandomSampler {
 
     /// Rejection first; once most of a small space is used, pick uniformly
     /// among the configurations left so the last ones don't take forever.
-    fn suggest_finite(
-        &self,
-        card: u64,
-        seen: &HashSet<String>,
-        rng: &mut SweepRng,
-    ) -> Option<Vec<Value>> {
-        if seen.len() as u64 >= card {
+    fn suggest_finite(&self, card: u64, history: &History, rng: &mut SweepRng) -> Option<Vec<Value>> {
+        if history.distinct() as u64 >= card {
             return None;
         }
         for _ in 0..64 {
             let values = draw(&self.space, rng);
-            if !seen.contains(&config_key(&values)) {
+            if !history.has_tried(&values) {
                 return Some(values);
             }
         }
         let left: Vec<u64> = (0..card)
-            .filter(|&i| !seen.contains(&config_key(&grid_point(&self.space, i))))
+            .filter(|&i| !history.has_tried(&grid_point(&self.space, i)))
             .collect();
         let pick = *left.get(below(rng, left.len() as u64) as usize)?;
         Some(grid_point(&self.space, pick))
@@ -153,14 +215,13 @@ impl RandomSampler {
 
 impl Sampler for RandomSampler {
     fn suggest(&mut self, history: &History, rng: &mut SweepRng) -> Option<Vec<Value>> {
-        let seen = history.keys();
         if let Some(card) = self.cardinality {
-            return self.suggest_finite(card, &seen, rng);
+            return self.suggest_finite(card, history, rng);
         }
         // Quantized expressions can collide; avoid repeats while it is cheap.
         let mut values = draw(&self.space, rng);
         for _ in 0..64 {
-            if !seen.contains(&config_key(&values)) {
+            if !history.has_tried(&values) {
                 break;
             }
             values = draw(&self.space, rng);
@@ -221,6 +282,34 @@ mod tests {
             name: name.into(),
             expression,
         }
+    }
+
+    /// The set of tried configurations is kept as trials come and go (it
+    /// was rebuilt from every trial for each suggestion: O(N²) per sweep).
+    #[test]
+    fn tried_configurations_follow_pushes_and_truncation() {
+        let a = vec![Value::from(1)];
+        let b = vec![Value::from(2)];
+        let mut history = History::default();
+        history.push_running(a.clone());
+        history.push_running(b.clone());
+        history.push_running(a.clone());
+        assert!(history.has_tried(&a) && history.has_tried(&b));
+        assert_eq!(history.distinct(), 2);
+        history.truncate(2);
+        assert!(history.has_tried(&a), "an earlier trial still has it");
+        history.truncate(1);
+        assert!(!history.has_tried(&b));
+        assert_eq!(history.distinct(), 1);
+        // Trials changed through the public field are still answered right.
+        history.trials.push(history.trials[0].clone());
+        history.trials[1].values = b.clone();
+        assert!(history.has_tried(&b));
+        assert_eq!(history.distinct(), 2);
+        history.trials.clear();
+        assert!(!history.has_tried(&a));
+        history.push_running(b.clone());
+        assert!(history.has_tried(&b) && !history.has_tried(&a));
     }
 
     fn choice(name: &str, values: &[i64]) -> Parameter {
