@@ -71,18 +71,17 @@ pub fn main() -> i32 {
     }
 }
 
-/// Compute and workspace commands are a few sequential ARM (or SQLite) calls:
-/// one thread does them without worker threads to start or cross-thread
-/// wake-ups, each of which waits for a CPU on a loaded machine. Runs and sweeps
-/// supervise processes and serve MLflow at the same time: they get workers.
-fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = match command {
-        Command::Computetarget(_) | Command::Workspace(_) => {
-            tokio::runtime::Builder::new_current_thread()
-        }
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    builder.enable_all().build()
+/// Every command runs on one thread. Compute and workspace commands are a few
+/// sequential ARM (or SQLite) calls; runs and sweeps supervise processes and
+/// serve MLflow, but what they do per event is short, and on one thread each
+/// event costs no cross-thread wake-up: a local sweep's own CPU per child
+/// fell by about a quarter (≈ 1.0 → 0.75 ms, docs/perf.md). Hashing and file
+/// reads go to tokio's blocking pool; an SSH launch holds the thread while it
+/// talks to the host (tens of ms), as the `--async` supervisor always did.
+fn runtime_for(_command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// `-t/--output-metadata-file` of the (sub)command that runs, if it has one.
