@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex};
 pub enum TrackingError {
     #[error("cannot listen on 127.0.0.1 for the tracking endpoint: {0}")]
     Bind(std::io::Error),
+    #[error("cannot start the tracking endpoint's thread: {0}")]
+    Start(std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -48,7 +50,8 @@ pub struct TrackingServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Fires when the server's thread has finished serving.
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl TrackingServer {
@@ -70,9 +73,9 @@ impl TrackingServer {
             store,
             grants: Mutex::new(HashMap::new()),
         });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(TrackingError::Bind)?;
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(TrackingError::Bind)?;
+        listener.set_nonblocking(true).map_err(TrackingError::Bind)?;
         let addr = listener.local_addr().map_err(TrackingError::Bind)?;
         let app = Router::new()
             .route("/api/2.0/mlflow/{*endpoint}", axum::routing::any(handle))
@@ -89,18 +92,34 @@ impl TrackingServer {
             })
             .with_state(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (finished, done) = tokio::sync::oneshot::channel::<()>();
+        // A thread of its own: a script's MLflow call is answered (and a
+        // sweep's policy decides) even while the caller's single-threaded
+        // runtime is busy preparing the next child or fitting a GP.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(TrackingError::Start)?;
+        std::thread::Builder::new()
+            .name("azml-tracking".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                        let _ = axum::serve(listener, app)
+                            .with_graceful_shutdown(async {
+                                let _ = stopped.await;
+                            })
+                            .await;
+                    }
+                });
+                let _ = finished.send(());
+            })
+            .map_err(TrackingError::Start)?;
         Ok(TrackingServer {
             addr,
             shared,
             stop: Some(stop),
-            task: Some(task),
+            done: Some(done),
         })
     }
 
@@ -139,8 +158,8 @@ impl TrackingServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
         }
     }
 }
