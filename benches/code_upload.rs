@@ -15,6 +15,8 @@
 //! For each it prints wall time and CPU time (user+sys) of the uploader and of
 //! Azurite: CPU time barely moves with machine load, wall time does. Medians
 //! of `AZML_BENCH_REPS` runs (default 3). Needs `azurite-blob` (`cd .ci && npm install`).
+//! For an A/B of two builds: `AZML_BENCH_BIN=/path/to/azml` submits with that
+//! binary, and `AZML_BENCH_ONLY_SUBMIT=1` measures only row 4.
 
 #[path = "../tests/common/azurite.rs"]
 mod azurite;
@@ -77,6 +79,13 @@ fn main() {
         format!("run{run}")
     };
 
+    if std::env::var_os("AZML_BENCH_ONLY_SUBMIT").is_some() {
+        let (first_submit, resubmit) =
+            submissions_through_the_binary(&rt, &fresh, src.path(), reps, reps.max(5));
+        report("azml first submit, whole process", first_submit);
+        report("unchanged resubmit, whole azml process", resubmit);
+        return;
+    }
     let bodies: Vec<bytes::Bytes> = (0..FILES).map(|i| file_content(i).into()).collect();
     for concurrency in [4, 8, 16, 32, 64] {
         let cost = median(reps, || {
@@ -364,7 +373,8 @@ fn submissions_through_the_binary(
         let pid = azurite.pid();
         let (cpu0, az0) = (rusage_cpu(libc::RUSAGE_CHILDREN), process_cpu(pid));
         let started = Instant::now();
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_azml"))
+        let bin = std::env::var_os("AZML_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_azml").into());
+        let status = std::process::Command::new(bin)
             .args(["run", "submit-script", "--path"])
             .arg(project.path())
             .arg("--source-directory")
