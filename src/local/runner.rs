@@ -276,7 +276,6 @@ pub async fn execute_with_store(
     store: &Arc<Mutex<Store>>,
 ) -> Result<RunEnd, RunnerError> {
     let store = store.clone();
-    with_store(&store, |s| s.mark_running(&job.run_id, std::process::id()))?;
     let exited = std::sync::OnceLock::new();
     let result = supervise(launcher, job, opts, &store, &exited).await;
     let end = match &result {
@@ -342,7 +341,7 @@ async fn supervise(
         pgid,
     } = launcher.spawn(job)?;
     tracing::debug!(run_id = job.run_id, pgid, "script started");
-    with_store(store, |s| s.set_child_pid(&job.run_id, pgid))?;
+    with_store(store, |s| s.mark_started(&job.run_id, std::process::id(), pgid))?;
     let readers = spawn_readers([stdout, stderr], job, opts, store, &log);
     let cancel_reason = tokio::select! {
         status = child.wait() => {
@@ -350,6 +349,13 @@ async fn supervise(
             tracing::debug!(run_id = job.run_id, ?status, "script exited");
             stop(true); // leftovers in the group would keep the pipes open
             script_gone(opts, exited);
+            if opts.on_exit.is_some() {
+                // On one thread, let whoever was told act before this run's
+                // bookkeeping: a sweep picks the slot up (first yield) and
+                // its next child's task starts the process (second).
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+            }
             finish_readers(readers).await;
             let end = end_from_exit(status?);
             return Ok(collected(launcher, job, end));
@@ -727,6 +733,49 @@ mod tests {
             end_ms <= hook_ms,
             "end {end_ms} recorded after the exit was reported ({hook_ms})"
         );
+    }
+
+    /// `run cancel` of a run not started yet (a prepared sweep child): it
+    /// ends Canceled with the reason, and its script never starts.
+    #[tokio::test]
+    async fn a_run_canceled_before_its_start_ends_canceled_without_starting_its_script() {
+        let ws = tempfile::tempdir().expect("ws");
+        let store = Arc::new(Mutex::new(Store::open(ws.path()).expect("store")));
+        let new = crate::local::store::NewRun {
+            run_id: "r1".into(),
+            experiment: "e".into(),
+            parent_run_id: None,
+            run_type: "azureml.scriptrun".into(),
+            target: "local".into(),
+            display_name: None,
+            properties: Default::default(),
+            tags: Default::default(),
+        };
+        let dir = with_store(&store, |s| {
+            s.create_run(&new)?;
+            s.request_cancel("r1", "not needed any more")?;
+            Ok(s.run_dir("r1"))
+        })
+        .expect("run");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let marker = dir.join("ran");
+        let job = Job {
+            run_id: "r1".into(),
+            workspace_root: ws.path().to_path_buf(),
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), format!("touch '{}'", marker.display())],
+            env: BTreeMap::new(),
+            working_dir: dir,
+            snapshot_id: None,
+        };
+        let end = execute_with_store(&LocalLauncher, &job, &ExecOptions::default(), &store)
+            .await
+            .expect("ran");
+        assert_eq!(end.status, RunStatus::Canceled);
+        assert!(!marker.exists(), "the script started");
+        let run = with_store(&store, |s| s.run("r1")).expect("run");
+        assert_eq!(run.status, RunStatus::Canceled);
+        assert_eq!(run.error_message.as_deref(), Some("not needed any more"));
     }
 
     #[tokio::test]

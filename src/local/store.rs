@@ -550,6 +550,33 @@ impl Store {
         self.expect_one(n, run_id)
     }
 
+    /// The script's process started: NotStarted → Running, with who
+    /// supervises it and the process (group) to signal, in one write (it is
+    /// on the path from one sweep child's end to the next one's start).
+    pub fn mark_started(
+        &self,
+        run_id: &str,
+        supervisor_pid: u32,
+        child_pid: Option<u32>,
+    ) -> StoreResult<()> {
+        let supervisor_start = process::supervisor_start_ticks(supervisor_pid).map(|t| t as i64);
+        let child_start = child_pid.and_then(process::start_ticks).map(|t| t as i64);
+        let n = self.exec(
+            "UPDATE runs SET status = ?2, start_ms = COALESCE(start_ms, ?3), supervisor_pid = ?4, \
+             supervisor_start = ?5, child_pid = ?6, child_start = ?7 WHERE run_id = ?1",
+            params![
+                run_id,
+                RunStatus::Running.as_str(),
+                now_ms(),
+                supervisor_pid,
+                supervisor_start,
+                child_pid,
+                child_start
+            ],
+        )?;
+        self.expect_one(n, run_id)
+    }
+
     /// Record the process that will supervise a run before it starts, so a
     /// supervisor that dies before marking the run Running is still noticed.
     pub fn set_supervisor(&self, run_id: &str, supervisor_pid: u32) -> StoreResult<()> {

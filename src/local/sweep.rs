@@ -416,15 +416,22 @@ impl<'a> Driver<'a> {
         let mut outstanding = 0usize;
         let mut launch_error = None;
         loop {
+            let mut started = false;
             while stop.is_none() && !exhausted && launch_error.is_none() && running < self.slots() {
                 match self.launch_next(&tx, &freed_tx) {
                     Ok(true) => {
                         running += 1;
                         outstanding += 1;
+                        started = true;
                     }
                     Ok(false) => exhausted = true,
                     Err(e) => launch_error = Some(e),
                 }
+            }
+            if started {
+                // The runtime has one thread: let the children just started
+                // spawn their processes before the next one is prepared.
+                tokio::task::yield_now().await;
             }
             if launch_error.is_some() && outstanding > 0 && stop.is_none() {
                 self.cancel_all("canceled: the sweep could not start its next child run");
