@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES="${SIZES:-100 500}"
-ROUNDS="${ROUNDS:-3}"   # bare and sweep alternate, so load changes hit both
+ROUNDS="${ROUNDS:-5}"   # bare and sweep alternate, so load changes hit both; single rounds vary by ±0.7 ms/child
 PROFILE="${PROFILE:-release}"
 if [ -n "${AZML_BIN:-}" ]; then
   AZML="$(cd "$(dirname "$AZML_BIN")" && pwd)/$(basename "$AZML_BIN")"
