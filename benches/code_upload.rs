@@ -16,7 +16,10 @@
 //! Azurite: CPU time barely moves with machine load, wall time does. Medians
 //! of `AZML_BENCH_REPS` runs (default 3). Needs `azurite-blob` (`cd .ci && npm install`).
 //! For an A/B of two builds: `AZML_BENCH_BIN=/path/to/azml` submits with that
-//! binary, and `AZML_BENCH_ONLY_SUBMIT=1` measures only row 4.
+//! binary, and `AZML_BENCH_ONLY=submit` measures only row 4.
+//! 5. the uploads of 2 and 3 against a null blob server (a process that reads
+//!    each body and answers 201): each uploader's own speed, without Azurite's
+//!    ingest as the ceiling (`AZML_BENCH_ONLY=sink` for these rows alone).
 
 #[path = "../tests/common/azurite.rs"]
 mod azurite;
@@ -27,6 +30,24 @@ use azml::arm::blob::{BlobFolder, RetryPolicy};
 use azml::arm::code_upload;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// Where uploads go: an Azurite, or the null blob server (`--sink` below).
+struct Endpoint {
+    account_url: String,
+    sas: String,
+    /// The server's process, whose CPU is reported.
+    pid: u32,
+}
+
+impl Endpoint {
+    fn of(azurite: &azurite::Azurite) -> Endpoint {
+        Endpoint {
+            account_url: azurite.account_url(),
+            sas: azurite.sas.clone(),
+            pid: azurite.pid(),
+        }
+    }
+}
 
 const FILES: usize = 2_000;
 const FILE_SIZE: usize = 100 * 1024;
@@ -42,6 +63,10 @@ struct Cost {
 }
 
 fn main() {
+    if let Ok(port) = std::env::var(SINK_PORT_ENV) {
+        serve_sink(port.parse().expect("sink port"));
+        return;
+    }
     // In-memory Azurite keeps every upload, and a bigger heap costs it more
     // CPU per request: each measured run gets a fresh instance so no row
     // pays for the ones before it.
@@ -79,7 +104,16 @@ fn main() {
         format!("run{run}")
     };
 
-    if std::env::var_os("AZML_BENCH_ONLY_SUBMIT").is_some() {
+    let only = std::env::var("AZML_BENCH_ONLY").unwrap_or_default();
+    if only == "sink" {
+        let mut n = 0;
+        sink_rows(&rt, src.path(), reps, &mut || {
+            n += 1;
+            format!("run{n}")
+        });
+        return;
+    }
+    if only == "submit" {
         let (first_submit, resubmit) =
             submissions_through_the_binary(&rt, &fresh, src.path(), reps, reps.max(5));
         report("azml first submit, whole process", first_submit);
@@ -103,7 +137,7 @@ fn main() {
     let azml = median(reps, || {
         let azurite = fresh();
         measure(azurite.pid(), || {
-            rt.block_on(azml_upload(&azurite, src.path(), &prefix()))
+            rt.block_on(azml_upload(&Endpoint::of(&azurite), src.path(), &prefix()))
         })
     });
     report(
@@ -123,7 +157,7 @@ fn main() {
         let runs: Vec<Cost> = (0..reps)
             .filter_map(|_| {
                 let azurite = fresh();
-                python_sdk_upload(&azurite, src.path(), &prefix(), threads, azurite.pid())
+                python_sdk_upload(&Endpoint::of(&azurite), src.path(), &prefix(), threads)
             })
             .collect();
         if runs.is_empty() {
@@ -145,6 +179,8 @@ fn main() {
         );
     }
 
+    sink_rows(&rt, src.path(), reps, &mut prefix);
+
     let (first_submit, resubmit) =
         submissions_through_the_binary(&rt, &fresh, src.path(), reps, reps.max(5));
     report("azml first submit, whole process", first_submit);
@@ -157,6 +193,34 @@ fn main() {
     }
     report("unchanged resubmit, whole azml process", resubmit);
     println!("load average at the end {}", load_average());
+}
+
+/// The same uploads against a server that costs (almost) nothing: what each
+/// uploader does on its own, where Azurite's ingest is the ceiling.
+fn sink_rows(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    reps: usize,
+    prefix: &mut dyn FnMut() -> String,
+) {
+    let sink = Sink::start();
+    let endpoint = sink.endpoint();
+    let azml_sink = median(reps, || {
+        measure(sink.pid(), || rt.block_on(azml_upload(&endpoint, root, &prefix())))
+    });
+    report("null blob server: azml hash, then upload", azml_sink);
+    let sdk_sink: Vec<Cost> = (0..reps)
+        .filter_map(|_| python_sdk_upload(&endpoint, root, &prefix(), None))
+        .collect();
+    if !sdk_sink.is_empty() {
+        let sdk_sink = median_of(sdk_sink);
+        report("null blob server: python SDK (default)", sdk_sink);
+        println!(
+            "against the null blob server azml is {:.1}x faster (wall) with {:.1}x less CPU",
+            ratio(sdk_sink.wall, azml_sink.wall),
+            ratio(sdk_sink.cpu, azml_sink.cpu)
+        );
+    }
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {
@@ -269,13 +333,12 @@ async fn floor(
         .await;
 }
 
-async fn azml_upload(azurite: &azurite::Azurite, root: &Path, prefix: &str) {
+async fn azml_upload(endpoint: &Endpoint, root: &Path, prefix: &str) {
     let files = code_upload::list_source_files(root, &[]).expect("list");
     let snapshot = code_upload::hash_snapshot(root, files, None).expect("hash");
     let sas_uri = format!(
         "{}/bench/azml-{prefix}?{}",
-        azurite.account_url(),
-        azurite.sas
+        endpoint.account_url, endpoint.sas
     );
     let folder =
         BlobFolder::new(reqwest::Client::new(), &sas_uri, RetryPolicy::from_env()).expect("sas");
@@ -289,17 +352,16 @@ async fn azml_upload(azurite: &azurite::Azurite, root: &Path, prefix: &str) {
 /// runs it; `threads` overrides its `PROCESSES_PER_CORE` pool sizing.
 /// Wall time is the SDK's own hash+upload (interpreter start and imports excluded).
 fn python_sdk_upload(
-    azurite: &azurite::Azurite,
+    endpoint: &Endpoint,
     root: &Path,
     prefix: &str,
     threads: Option<usize>,
-    azurite_pid: u32,
 ) -> Option<Cost> {
     let python = std::env::var("AZML_BENCH_PYTHON").ok()?;
+    let azurite_pid = endpoint.pid;
     let sas_uri = format!(
         "{}/bench/sdk-{prefix}?{}",
-        azurite.account_url(),
-        azurite.sas
+        endpoint.account_url, endpoint.sas
     );
     let script = r#"
 import os, sys, time
@@ -407,4 +469,106 @@ fn submissions_through_the_binary(
     let (azurite, fake, cache) = last.expect("at least one first submit");
     let resubmit = median(reps, || submit(&azurite, &fake, cache.path()));
     (median_of(first_runs), resubmit)
+}
+
+/// Set in the bench's own child process: serve the null blob server on this port.
+const SINK_PORT_ENV: &str = "AZML_BENCH_SINK_PORT";
+
+/// A null blob server in a process of its own (this bench binary re-run with
+/// [`SINK_PORT_ENV`]), so its CPU is measured apart from the uploader's.
+/// It reads every body and answers as Blob storage does: 201 for a Put Blob,
+/// 200 for Set Blob Metadata, 404 BlobNotFound for a properties read.
+struct Sink {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(std::env::current_exe().expect("bench binary"))
+            .env(SINK_PORT_ENV, port.to_string())
+            .spawn()
+            .expect("start the null blob server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "null blob server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sink { child, port }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            account_url: format!("http://127.0.0.1:{}/devstoreaccount1", self.port),
+            sas: "sv=2021-08-06&ss=b&srt=co&sp=rwdlac&se=2099-01-01T00:00:00Z&sig=bench".into(),
+            pid: self.pid(),
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_sink(port: u16) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind");
+        let app = axum::Router::new().fallback(sink_answer);
+        axum::serve(listener, app).await.expect("serve");
+    });
+}
+
+async fn sink_answer(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: axum::body::Body,
+) -> axum::response::Response {
+    use axum::http::{Method, StatusCode};
+    let _ = axum::body::to_bytes(body, usize::MAX).await;
+    let query = uri.query().unwrap_or("");
+    let status = match method {
+        Method::PUT if query.contains("comp=metadata") => StatusCode::OK,
+        Method::PUT => StatusCode::CREATED,
+        _ => StatusCode::NOT_FOUND,
+    };
+    let mut response = axum::response::Response::builder()
+        .status(status)
+        .header("x-ms-request-id", "00000000-0000-0000-0000-000000000000")
+        .header("x-ms-version", "2021-08-06")
+        .header("date", "Wed, 25 Nov 2026 00:00:00 GMT");
+    response = if status == StatusCode::NOT_FOUND {
+        response
+            .header("x-ms-error-code", "BlobNotFound")
+            .header("content-type", "application/xml")
+    } else {
+        response
+            .header("etag", "\"0x8DD00000000000\"")
+            .header("last-modified", "Wed, 25 Nov 2026 00:00:00 GMT")
+            .header("x-ms-request-server-encrypted", "true")
+    };
+    let body = if status == StatusCode::NOT_FOUND && method != Method::HEAD {
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.</Message></Error>"
+    } else {
+        ""
+    };
+    response
+        .body(axum::body::Body::from(body))
+        .expect("response")
 }
