@@ -228,6 +228,7 @@ pub fn tree_launch_script(run_id: &str, tree: &str, nonce: &str, argv: &[String]
         r#"S="$HOME/.azml/state/"{run}; R="$HOME/.azml/runs/"{run}; T="$HOME/.azml/trees/"{tree}; N={nonce}
 SP="$HOME/.azml/spare/"{tree}
 [ -d "$T" ] || {{ printf '%s notree\n' "$N" >&2; exit 0; }}
+touch "$T" 2>/dev/null
 [ -d "$HOME/.azml/state" ] || mkdir -p "$HOME/.azml/state"
 spare=
 if [ ! -e "$R" ]; then
@@ -247,12 +248,14 @@ kill -KILL -$pid 2>/dev/null
 has=; for f in outputs/* outputs/.[!.]* logs/* logs/.[!.]*; do [ -e "$f" ] && {{ has=1; break; }}; done
 if [ -n "$has" ]; then printf '%s tar\n' "$N" >&2; tar cf - outputs logs >&2; else printf '%s none\n' "$N" >&2; fi
 {refill}
+{prune}
 exit "$rc""#,
         run = quote(run_id),
         tree = quote(tree),
         nonce = quote(nonce),
         start = START.replace("CMD", &cmd),
         refill = REFILL_SPARE,
+        prune = PRUNE_HOST,
     )
 }
 
@@ -263,6 +266,26 @@ exit "$rc""#,
 const REFILL_SPARE: &str = r#"(
   for c in "$SP"/*/; do [ -d "$c" ] && exit 0; done
   { [ -d "$SP" ] || mkdir -p "$SP"; } && cp -R "$T" "$SP/.$N" && mv "$SP/.$N" "$SP/$N" || rm -rf "$SP/.$N"
+) </dev/null >/dev/null 2>&1 &"#;
+
+/// After the trailer, detached like [`REFILL_SPARE`]: keep the host's
+/// `~/.azml` from growing with every run. Run folders (a full copy of the
+/// tree each) and state files of ended runs go, except the newest 20 ended
+/// (their `outputs/` and `logs/` came back already; the rest is left for a
+/// look on the host). Trees and their spares go when they are not among the
+/// 10 most recently launched and were not launched for an hour (each launch
+/// touches its tree); a launch that finds its tree gone syncs it again.
+/// The content cache (`objects/`, one copy per distinct file) is kept: a
+/// sync plans against it before it builds.
+const PRUNE_HOST: &str = r#"(
+  A="$HOME/.azml"
+  cd "$A/state" 2>/dev/null && ls -1t -- *.exit 2>/dev/null | tail -n +21 | while IFS= read -r f; do
+    r=${f%.exit}; rm -rf "$A/runs/$r" && rm -f "$r.pid" "$r.exit"
+  done
+  cd "$A/trees" 2>/dev/null && ls -1t 2>/dev/null | tail -n +11 | while IFS= read -r t; do
+    [ -n "$(find "$t" -maxdepth 0 -mmin +60 2>/dev/null)" ] || continue
+    mv "$t" ".gc.$t.$$" 2>/dev/null && rm -rf ".gc.$t.$$" "$A/spare/$t" ".$t.manifest"
+  done
 ) </dev/null >/dev/null 2>&1 &"#;
 
 /// What the launch session's ssh runs: read the script from stdin up to the
@@ -815,6 +838,83 @@ mod tests {
         }
         std::fs::write(tree.join("pkg/a.py"), "A = 1\n").expect("file");
         home
+    }
+
+    /// Set a file's or folder's modification time `ago` in the past.
+    fn age(path: &std::path::Path, ago: std::time::Duration) {
+        let when = std::time::SystemTime::now() - ago;
+        std::fs::File::open(path)
+            .and_then(|f| f.set_modified(when))
+            .expect("set mtime");
+    }
+
+    /// Without pruning, every run left a full copy of its tree on the host,
+    /// and every snapshot a tree and a spare, forever.
+    #[test]
+    fn the_host_keeps_the_newest_ended_runs_and_recently_launched_trees() {
+        use std::time::Duration;
+        let home = home_with_tree();
+        let azml = home.path().join(".azml");
+        for dir in ["runs", "state", "spare"] {
+            std::fs::create_dir_all(azml.join(dir)).expect("dir");
+        }
+        for i in 0..25u64 {
+            let run = azml.join(format!("runs/old{i}"));
+            std::fs::create_dir_all(&run).expect("run");
+            std::fs::write(run.join("big.bin"), "x").expect("file");
+            let exit = azml.join(format!("state/old{i}.exit"));
+            std::fs::write(&exit, "0\n").expect("exit");
+            std::fs::write(azml.join(format!("state/old{i}.pid")), "1\n").expect("pid");
+            age(&exit, Duration::from_secs(1000 - i));
+        }
+        // Still running: no exit status yet.
+        std::fs::create_dir_all(azml.join("runs/live")).expect("live");
+        std::fs::write(azml.join("state/live.pid"), "1\n").expect("pid");
+        for i in 0..12u64 {
+            let tree = azml.join(format!("trees/u{i}"));
+            std::fs::create_dir_all(&tree).expect("tree");
+            std::fs::create_dir_all(azml.join(format!("spare/u{i}/s"))).expect("spare");
+            std::fs::write(azml.join(format!("trees/.u{i}.manifest")), "m").expect("manifest");
+            age(&tree, Duration::from_secs(7200 + 60 * i));
+        }
+        std::fs::create_dir_all(azml.join("trees/fresh")).expect("tree");
+        age(&azml.join("trees/t1"), Duration::from_secs(9999));
+
+        let out = tree_launch_in(home.path(), "r1");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let gone = |p: &str| !azml.join(p).exists();
+        for _ in 0..200 {
+            if gone("runs/old5") && gone("trees/u11") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // 26 ended runs (r1 the newest): the 20 newest stay.
+        for i in 0..6 {
+            assert!(gone(&format!("runs/old{i}")), "old{i} kept");
+            assert!(gone(&format!("state/old{i}.exit")) && gone(&format!("state/old{i}.pid")));
+        }
+        for i in 6..25 {
+            assert!(azml.join(format!("runs/old{i}/big.bin")).exists(), "old{i} pruned");
+        }
+        assert!(azml.join("runs/r1").is_dir() && azml.join("runs/live").is_dir());
+        assert!(azml.join("state/live.pid").exists());
+        // t1 was just launched (touched), `fresh` is recent, u0..u7 are the
+        // next newest: 10 kept; u8..u11 are older and unused for an hour.
+        for kept in ["t1", "fresh", "u0", "u7"] {
+            assert!(azml.join("trees").join(kept).is_dir(), "{kept} pruned");
+        }
+        assert!(azml.join("spare/u7/s").is_dir() && azml.join("trees/.u7.manifest").exists());
+        for i in 8..12 {
+            assert!(gone(&format!("trees/u{i}")), "u{i} kept");
+            assert!(gone(&format!("spare/u{i}")) && gone(&format!("trees/.u{i}.manifest")));
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(azml.join("trees"))
+            .expect("trees")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".gc."))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
