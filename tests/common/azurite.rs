@@ -78,6 +78,9 @@ fn try_start(binary: &PathBuf) -> Option<Azurite> {
             "--skipApiVersionCheck",
             "--loose",
             "--silent",
+            // Azurite's telemetry (Application Insights on OpenTelemetry) costs CPU on
+            // every request and phones home: off, for the tests and the benchmarks alike.
+            "--disableTelemetry",
         ])
         .current_dir(workdir.path())
         .stdout(Stdio::null())
