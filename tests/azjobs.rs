@@ -1589,7 +1589,7 @@ fn ctrl_c_stops_watching_says_how_to_cancel_and_leaves_the_job_running() {
     let Some(cloud) = cloud() else { return };
     cloud.fake.state().final_status = "Running".into();
     let project = azure_project();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("azml"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_azml"))
         .args(["run", "submit-script", "--path"])
         .arg(project.path())
         .args(["-c", "train", "-e", "exp", "train.py"])
@@ -1830,4 +1830,69 @@ fn the_schema_check_rejects_unknown_missing_and_mistyped_fields() {
     ] {
         assert!(!schema::violations(&model, &bad).is_empty(), "{bad}");
     }
+}
+
+/// The upload progress bar is drawn on stderr when stderr is a terminal (and
+/// cleared when done), never on stdout: a CI script piping `-o json` still
+/// gets clean JSON while a developer watching the terminal sees the bytes go.
+#[test]
+fn the_upload_progress_bar_draws_on_a_terminal_stderr_and_stdout_stays_json() {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    // Big enough that the upload is still going when the first frame is drawn.
+    let big: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    write_file(project.path(), "data/weights.bin", &big);
+    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let terminal: OwnedFd = pty.slave;
+    let mut screen = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // EIO once the last writer (azml's stderr) is closed.
+        while let Ok(n) = screen.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&seen).to_string()
+    });
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_azml"))
+        .args(["run", "submit-script", "--path"])
+        .arg(project.path())
+        .args(["-c", "train", "-e", "exp", "--async", "train.py"])
+        .env("AZML_ARM_ENDPOINT", &cloud.fake.base)
+        .env("AZML_ACCESS_TOKEN", fake_jobs::TOKEN)
+        .env("AZML_CACHE_DIR", cloud.cache.path())
+        .env("AZML_RETRY_BASE_MS", "1")
+        .env_remove("AZURE_SUBSCRIPTION_ID")
+        .env_remove("AZML_LOCAL_WORKSPACE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(terminal)
+        .spawn()
+        .expect("azml starts");
+    let output = child.wait_with_output().expect("azml ends");
+    let screen = reader.join().expect("pty reader");
+    assert_eq!(output.status.code(), Some(0), "terminal:\n{screen}");
+    let run = stdout_json(&output);
+    assert!(
+        run["runId"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("exp_")
+    );
+    assert!(
+        screen.contains("Uploading code") && screen.contains("MiB"),
+        "no progress bar on the terminal:\n{screen:?}"
+    );
+    assert!(!screen.contains("sig="), "a SAS reached the terminal");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("Uploading code"),
+        "the progress bar went to stdout"
+    );
 }
