@@ -206,7 +206,9 @@ fn sink_rows(
     let sink = Sink::start();
     let endpoint = sink.endpoint();
     let azml_sink = median(reps, || {
-        measure(sink.pid(), || rt.block_on(azml_upload(&endpoint, root, &prefix())))
+        measure(sink.pid(), || {
+            rt.block_on(azml_upload(&endpoint, root, &prefix()))
+        })
     });
     report("null blob server: azml hash, then upload", azml_sink);
     let sdk_sink: Vec<Cost> = (0..reps)

@@ -1398,11 +1398,11 @@ fn run_show_list_cancel_and_download_logs_speak_v1_run_json() {
     };
     assert_eq!(
         ids_of(&["run", "list", "-e", "exp-a", "--last", "1"]),
-        [second.clone()]
+        std::slice::from_ref(&second)
     );
     assert_eq!(
         ids_of(&["run", "list", "-e", "exp-a", "--status", "Canceled"]),
-        [second.clone()]
+        std::slice::from_ref(&second)
     );
 
     let missing = azml(

@@ -328,11 +328,10 @@ async fn output_streams_live_and_outputs_come_back() {
             // The first line must be visible while the script still sleeps.
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
-                let c = seen.lock().expect("lock");
-                if text(&c.stdout).contains("first line") {
-                    return !text(&c.stdout).contains("after pause");
+                let stdout = text(&seen.lock().expect("lock").stdout);
+                if stdout.contains("first line") {
+                    return !stdout.contains("after pause");
                 }
-                drop(c);
                 assert!(Instant::now() < deadline, "no live output");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -427,14 +426,12 @@ async fn environment_goes_through_stdin_and_tracking_through_a_reverse_forward()
     ];
     spec.tracking_port = Some(local_port);
     let (outcome, seen) = run_to_end(&c, &spec).await;
-    let collected = seen.lock().expect("lock");
-    assert_eq!(
-        outcome,
-        RemoteOutcome::Exited(0),
-        "{}",
-        text(&collected.stderr)
-    );
-    assert_eq!(text(&collected.stdout), "leaks []\n");
+    let (stdout, stderr) = {
+        let collected = seen.lock().expect("lock");
+        (text(&collected.stdout), text(&collected.stderr))
+    };
+    assert_eq!(outcome, RemoteOutcome::Exited(0), "{stderr}");
+    assert_eq!(stdout, "leaks []\n");
     let got = tokio::time::timeout(Duration::from_secs(10), accept)
         .await
         .expect("tunnel used")

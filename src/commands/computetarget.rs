@@ -260,18 +260,18 @@ async fn lifecycle(ctx: &Context, action: Lifecycle, args: &LifecycleArgs) -> an
 }
 
 async fn delete(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
-    if let Backend::Local(ws) = ctx.backend(&args.common.workspace)? {
-        if ssh_attach::ssh_record(&ws.store()?, &args.name).is_ok() {
-            return Err(UserError::failed(format!(
-                "'{}' is an attached SSH host: azml never deletes machines it did not create",
-                args.name
-            ))
-            .with_hint(format!(
-                "to forget it, run `azml computetarget detach -n {}`",
-                args.name
-            ))
-            .into());
-        }
+    if let Backend::Local(ws) = ctx.backend(&args.common.workspace)?
+        && ssh_attach::ssh_record(&ws.store()?, &args.name).is_ok()
+    {
+        return Err(UserError::failed(format!(
+            "'{}' is an attached SSH host: azml never deletes machines it did not create",
+            args.name
+        ))
+        .with_hint(format!(
+            "to forget it, run `azml computetarget detach -n {}`",
+            args.name
+        ))
+        .into());
     }
     let ws = azure_backend(ctx, &args.common, "computetarget delete")?;
     let value = azure_delete(ctx, &ws, args).await?;

@@ -71,6 +71,24 @@ pub fn group_alive(pgid: u32) -> bool {
     killpg(Pid::from_raw(pgid as i32), None).is_ok()
 }
 
+/// Start `cmd` in a new session (`setsid`): no controlling terminal, so the
+/// shell's Ctrl-C or hang-up never reaches a detached supervisor.
+pub fn spawn_in_new_session(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,22 +106,4 @@ mod tests {
             assert!(!is_same_process_alive(me, Some(start + 1)));
         }
     }
-}
-
-/// Start `cmd` in a new session (`setsid`): no controlling terminal, so the
-/// shell's Ctrl-C or hang-up never reaches a detached supervisor.
-pub fn spawn_in_new_session(
-    cmd: &mut std::process::Command,
-) -> std::io::Result<std::process::Child> {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
 }

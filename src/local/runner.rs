@@ -341,7 +341,9 @@ async fn supervise(
         pgid,
     } = launcher.spawn(job)?;
     tracing::debug!(run_id = job.run_id, pgid, "script started");
-    with_store(store, |s| s.mark_started(&job.run_id, std::process::id(), pgid))?;
+    with_store(store, |s| {
+        s.mark_started(&job.run_id, std::process::id(), pgid)
+    })?;
     let readers = spawn_readers([stdout, stderr], job, opts, store, &log);
     let cancel_reason = tokio::select! {
         status = child.wait() => {

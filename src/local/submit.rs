@@ -220,7 +220,7 @@ impl LocalWorkspace {
         Ok(PreparedRun {
             run: store.run(&run_id).map_err(store_err)?,
             launch,
-            snapshot: snapshot.taken.summary.clone(),
+            snapshot: snapshot.taken.summary,
         })
     }
 

@@ -75,7 +75,9 @@ impl TrackingServer {
         });
         let listener =
             std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(TrackingError::Bind)?;
-        listener.set_nonblocking(true).map_err(TrackingError::Bind)?;
+        listener
+            .set_nonblocking(true)
+            .map_err(TrackingError::Bind)?;
         let addr = listener.local_addr().map_err(TrackingError::Bind)?;
         let app = Router::new()
             .route("/api/2.0/mlflow/{*endpoint}", axum::routing::any(handle))

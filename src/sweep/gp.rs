@@ -200,7 +200,7 @@ fn cholesky(mut a: Vec<f64>, n: usize) -> Option<Vec<f64>> {
                 s -= a[i * n + k] * a[j * n + k];
             }
             if i == j {
-                if !(s > 0.0) {
+                if s.is_nan() || s <= 0.0 {
                     return None;
                 }
                 a[i * n + i] = s.sqrt();

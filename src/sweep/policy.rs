@@ -138,7 +138,7 @@ impl PolicySpec {
             ),
             PolicySpec::NoTermination => return false,
         };
-        k >= 1 && k % interval == 0 && k >= delay
+        k >= 1 && k.is_multiple_of(interval) && k >= delay
     }
 
     /// Evaluate the policy for `runs[run]`, which has just logged its k-th

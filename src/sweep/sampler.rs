@@ -195,7 +195,12 @@ impl RandomSampler {
 
     /// Rejection first; once most of a small space is used, pick uniformly
     /// among the configurations left so the last ones don't take forever.
-    fn suggest_finite(&self, card: u64, history: &History, rng: &mut SweepRng) -> Option<Vec<Value>> {
+    fn suggest_finite(
+        &self,
+        card: u64,
+        history: &History,
+        rng: &mut SweepRng,
+    ) -> Option<Vec<Value>> {
         if history.distinct() as u64 >= card {
             return None;
         }

@@ -100,7 +100,7 @@ pub(crate) fn number(x: f64) -> Value {
 /// `0.3` because the result is rounded to the number of decimals `q` has.
 /// An integral `q` gives a JSON integer, so scripts can `int(arg)` it.
 pub fn quantize(x: f64, q: f64) -> Value {
-    if !(q > 0.0) || !x.is_finite() {
+    if q.is_nan() || q <= 0.0 || !x.is_finite() {
         return number(x);
     }
     let steps = (x / q).round();

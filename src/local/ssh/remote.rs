@@ -881,7 +881,11 @@ mod tests {
         age(&azml.join("trees/t1"), Duration::from_secs(9999));
 
         let out = tree_launch_in(home.path(), "r1");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let gone = |p: &str| !azml.join(p).exists();
         for _ in 0..200 {
             if gone("runs/old5") && gone("trees/u11") {
@@ -895,7 +899,10 @@ mod tests {
             assert!(gone(&format!("state/old{i}.exit")) && gone(&format!("state/old{i}.pid")));
         }
         for i in 6..25 {
-            assert!(azml.join(format!("runs/old{i}/big.bin")).exists(), "old{i} pruned");
+            assert!(
+                azml.join(format!("runs/old{i}/big.bin")).exists(),
+                "old{i} pruned"
+            );
         }
         assert!(azml.join("runs/r1").is_dir() && azml.join("runs/live").is_dir());
         assert!(azml.join("state/live.pid").exists());

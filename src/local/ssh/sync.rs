@@ -11,6 +11,7 @@
 //! 2. `put`: send a tar stream of just those objects; the host adds them to
 //!    the cache (atomically, so parallel sweep children can share it) and
 //!    builds the tree.
+//!
 //! A run folder is then a copy of its tree (`cp -R`, done by the run's own
 //! launch, see `launcher`), so a resubmit of an unchanged snapshot costs no
 //! round trip here at all. Copies, not hard links, so a script that edits its
