@@ -215,7 +215,7 @@ async fn local_attach_remote(
         private_key_file: args.private_key_file.clone(),
     };
     let store = ws.store()?;
-    // Compute commands run on a one-thread runtime (see `commands::runtime_for`):
+    // Compute commands run on a one-thread runtime (see `commands::single_thread_runtime`):
     // nothing else runs meanwhile, so the blocking ssh probe may hold the thread.
     let (record, info) = ssh_attach::attach(&store, request)?;
     ctx.printer.info(format!(

@@ -53,7 +53,7 @@ pub fn main() -> i32 {
         ctx.printer.error(&err, err.hint.as_deref());
         return exit::ERROR;
     }
-    let runtime = match runtime_for(&cli.command) {
+    let runtime = match single_thread_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             ctx.printer
@@ -78,7 +78,7 @@ pub fn main() -> i32 {
 /// fell by about a quarter (≈ 1.0 → 0.75 ms, docs/perf.md). Hashing and file
 /// reads go to tokio's blocking pool; an SSH launch holds the thread while it
 /// talks to the host (tens of ms), as the `--async` supervisor always did.
-fn runtime_for(_command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+fn single_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
