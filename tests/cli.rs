@@ -783,3 +783,72 @@ fn submit_hyperdrive_with_missing_hdconfig_fails_cleanly() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("nosuch.yml"));
 }
+
+/// Every file a folder holds, relative, sorted (to see what a command wrote).
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(path.strip_prefix(root).expect("under root").to_path_buf());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Looking created `.azureml/localws/azml.db` (and its WAL files) in any
+/// folder a read-only command ran in, a git checkout's included.
+#[test]
+fn read_only_commands_in_a_folder_that_never_ran_anything_create_no_files() {
+    let dir = tempdir();
+    let run = |args: &[&str]| {
+        azml()
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("azml runs")
+    };
+    for (args, expected) in [
+        (&["run", "list"][..], "[]"),
+        (
+            &["run", "list", "-e", "exp", "--status", "Completed"][..],
+            "[]",
+        ),
+        (&["experiment", "list"][..], "[]"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(
+            stdout_json(&out),
+            serde_json::from_str::<Value>(expected).unwrap()
+        );
+    }
+    let targets = stdout_json(&run(&["computetarget", "list"]));
+    assert_eq!(targets[0]["name"], "local", "{targets}");
+    assert_eq!(run(&["workspace", "show"]).status.code(), Some(0));
+    for args in [
+        &["run", "show", "-r", "nope"][..],
+        &["run", "metrics", "-r", "nope"][..],
+        &["run", "cancel", "-r", "nope"][..],
+        &["run", "download-logs", "-r", "nope", "-d", "logs"][..],
+        &["computetarget", "show", "-n", "gpu-box"][..],
+        &["computetarget", "detach", "-n", "gpu-box"][..],
+    ] {
+        assert_eq!(run(args).status.code(), Some(3), "{args:?}");
+    }
+    assert_eq!(files_under(dir.path()), Vec::<PathBuf>::new());
+
+    // The first command that writes creates the workspace as before.
+    assert_eq!(
+        run(&["experiment", "create", "-e", "exp"]).status.code(),
+        Some(0)
+    );
+    assert!(dir.path().join(".azureml/localws/azml.db").is_file());
+    let listed = stdout_json(&run(&["experiment", "list"]));
+    assert_eq!(listed[0]["name"], "exp", "{listed}");
+}

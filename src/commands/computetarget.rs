@@ -261,7 +261,7 @@ async fn lifecycle(ctx: &Context, action: Lifecycle, args: &LifecycleArgs) -> an
 
 async fn delete(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
     if let Backend::Local(ws) = ctx.backend(&args.common.workspace)?
-        && ssh_attach::ssh_record(&ws.store()?, &args.name).is_ok()
+        && ssh_attach::ssh_record(&ws.read_store()?, &args.name).is_ok()
     {
         return Err(UserError::failed(format!(
             "'{}' is an attached SSH host: azml never deletes machines it did not create",
@@ -283,7 +283,7 @@ async fn detach(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {
     let value = match ctx.backend(&args.common.workspace)? {
         Backend::Azure(ws) => azure_detach(ctx, &ws, args).await?,
         Backend::Local(ws) => {
-            let target = ssh_attach::detach(&ws.store()?, &args.name)?;
+            let target = ssh_attach::detach(&ws.read_store()?, &args.name)?;
             ctx.printer
                 .info(format!("Detached '{}' ({})", args.name, target.display()));
             return Ok(exit::SUCCESS);

@@ -87,6 +87,15 @@ impl LocalWorkspace {
         Ok(store)
     }
 
+    /// The store for a command that only reads: the workspace's own when it
+    /// exists, else an empty one in memory, so looking creates no files.
+    pub fn read_store(&self) -> WsResult<Store> {
+        if Store::exists(&self.root) {
+            return self.store();
+        }
+        Store::empty_in_memory(&self.root).map_err(store_err)
+    }
+
     /// The v1 RunDto of a run (plus `metrics` and MLflow `params` for `run show`).
     pub fn run_json(&self, store: &Store, run: &RunRecord, with_metrics: bool) -> WsResult<Value> {
         let mut out = Map::new();
@@ -141,7 +150,7 @@ impl LocalWorkspace {
     /// `run download-logs -d DIR`: copy the run's log files into `dir`, keeping
     /// their relative paths. Returns the files written.
     pub fn copy_logs(&self, run_id: &str, dir: &Path) -> WsResult<Vec<PathBuf>> {
-        self.store()?.run(run_id).map_err(store_err)?;
+        self.read_store()?.run(run_id).map_err(store_err)?;
         let mut written = Vec::new();
         for (rel, abs) in self.log_files(run_id) {
             let dest = dir.join(&rel);
@@ -169,7 +178,7 @@ impl LocalWorkspace {
         let mut offset = 0u64;
         loop {
             // Read the status before the file, so the last bytes are never missed.
-            let run = self.store()?.run(run_id).map_err(store_err)?;
+            let run = self.read_store()?.run(run_id).map_err(store_err)?;
             offset += copy_new_bytes(&path, offset, sink);
             if run.status.is_terminal() {
                 copy_new_bytes(&path, offset, sink);
@@ -182,6 +191,7 @@ impl LocalWorkspace {
     /// `run cancel`: ask the run's supervisor to cancel and wait (bounded) for
     /// it to record Canceled; if the supervisor is gone, cancel directly.
     pub async fn cancel_and_wait(&self, run_id: &str, wait: Duration) -> WsResult<Value> {
+        self.read_store()?.run(run_id).map_err(store_err)?;
         let store = self.store()?;
         let run = store.run(run_id).map_err(store_err)?;
         if !run.status.is_terminal() {
@@ -337,7 +347,7 @@ fn local_compute_json() -> Value {
 
 impl Workspace for LocalWorkspace {
     async fn show_workspace(&self) -> WsResult<Value> {
-        let store = self.store()?;
+        let store = self.read_store()?;
         let experiments = store.list_experiments().map_err(store_err)?.len();
         Ok(json!({
             "name": "local",
@@ -349,7 +359,7 @@ impl Workspace for LocalWorkspace {
     }
 
     async fn list_computes(&self) -> WsResult<Vec<Value>> {
-        let store = self.store()?;
+        let store = self.read_store()?;
         let mut out = vec![local_compute_json()];
         for c in store.list_computes().map_err(store_err)? {
             out.push(compute_json(
@@ -366,7 +376,7 @@ impl Workspace for LocalWorkspace {
         if name == launchers::LOCAL_TARGET {
             return Ok(local_compute_json());
         }
-        let store = self.store()?;
+        let store = self.read_store()?;
         match store.compute(name).map_err(store_err)? {
             Some(c) => Ok(compute_json(
                 &c.name,
@@ -382,7 +392,7 @@ impl Workspace for LocalWorkspace {
     }
 
     async fn list_experiments(&self) -> WsResult<Vec<Value>> {
-        let store = self.store()?;
+        let store = self.read_store()?;
         let exps = store.list_experiments().map_err(store_err)?;
         Ok(exps.iter().map(experiment_json).collect())
     }
@@ -395,7 +405,7 @@ impl Workspace for LocalWorkspace {
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> WsResult<Vec<Value>> {
-        let store = self.store()?;
+        let store = self.read_store()?;
         let status = match &filter.status {
             Some(s) => Some(RunStatus::parse(s).ok_or_else(|| WorkspaceError::Failed {
                 message: format!("unknown run status '{s}'"),
@@ -430,7 +440,7 @@ impl Workspace for LocalWorkspace {
     }
 
     async fn show_run(&self, run_id: &str) -> WsResult<Value> {
-        let store = self.store()?;
+        let store = self.read_store()?;
         let run = store.run(run_id).map_err(store_err)?;
         self.run_json(&store, &run, true)
     }
@@ -450,7 +460,7 @@ impl Workspace for LocalWorkspace {
     }
 
     async fn run_metrics(&self, run_id: &str) -> WsResult<Value> {
-        let store = self.store()?;
+        let store = self.read_store()?;
         store.run(run_id).map_err(store_err)?;
         Ok(metrics_json(&store.metrics(run_id).map_err(store_err)?))
     }

@@ -325,6 +325,27 @@ impl Store {
         })
     }
 
+    /// An empty store in memory for `root`, where no workspace exists yet: a
+    /// read-only command (`run list`, `run show`…) in a folder that never ran
+    /// anything answers "nothing here" without creating `.azureml/localws`.
+    pub fn empty_in_memory(root: &Path) -> StoreResult<Store> {
+        let path = root.join(DB_FILE);
+        let mut conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        migrate(&mut conn, &path)?;
+        Ok(Store {
+            root: root.into(),
+            conn,
+        })
+    }
+
+    /// Whether a store was ever created under `root`.
+    pub fn exists(root: &Path) -> bool {
+        root.join(DB_FILE).is_file()
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
