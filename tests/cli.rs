@@ -298,6 +298,45 @@ fn usage_errors_exit_2() {
         .args(["run", "update", "-r", "x", "--add-tag", "=v"])
         .assert()
         .code(2);
+    // Port 0 was accepted by the parser and refused later with exit 1, 70000 with 2.
+    for port in ["0", "70000"] {
+        azml()
+            .args([
+                "computetarget",
+                "attach",
+                "remote",
+                "-n",
+                "box",
+                "-a",
+                "host",
+            ])
+            .args(["--ssh-port", port])
+            .assert()
+            .code(2);
+    }
+}
+
+/// `-d` with a missing file exited 2 while `-c`, the script and the hdconfig
+/// exit 1: a file that is not there is an error, not a syntax mistake.
+#[test]
+fn submit_with_a_missing_conda_file_exits_1_like_the_other_missing_files() {
+    let dir = tempdir();
+    let output = azml()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "submit-script",
+            "-e",
+            "exp",
+            "-d",
+            "nosuch.yml",
+            "train.py",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nosuch.yml not found"), "{stderr}");
 }
 
 fn tempdir() -> tempfile::TempDir {

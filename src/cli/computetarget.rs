@@ -443,7 +443,8 @@ pub struct AttachSshArgs {
     #[arg(short = 'a', long, value_name = "ADDRESS")]
     pub address: String,
     /// Ssh port that can be use to connect to the compute.
-    #[arg(long, value_name = "PORT", default_value_t = 22)]
+    #[arg(long, value_name = "PORT", default_value_t = 22,
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub ssh_port: u16,
     /// The username for the machine being attached (required on Azure; for an SSH host of the local
     /// workspace it defaults to what ssh would use: an alias's `User` in ~/.ssh/config, else your login).

@@ -247,10 +247,12 @@ fn apply_overrides(run_config: &mut RunConfig, args: &SubmitArgs) -> anyhow::Res
     }
     if let Some(conda) = &args.conda_dependencies {
         if !conda.is_file() {
-            return Err(UserError::usage(format!(
+            // A missing file is an error (1), as for -c and the script; 2 is for the syntax.
+            return Err(UserError::failed(format!(
                 "conda dependencies file {} not found",
                 conda.display()
             ))
+            .with_hint("-d/--conda-dependencies takes a path relative to the current folder")
             .into());
         }
         let absolute = conda.canonicalize().unwrap_or_else(|_| conda.clone());
