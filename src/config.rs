@@ -409,6 +409,17 @@ pub fn default_local_workspace(project_dir: &Path) -> PathBuf {
     project_dir.join(".azureml").join("localws")
 }
 
+/// Every folder that may hold local workspace data for this project (the
+/// default one and `$AZML_LOCAL_WORKSPACE`): never part of a snapshot, and
+/// never searched for the user's files (run folders hold old copies of them).
+pub fn local_workspace_dirs(project_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![default_local_workspace(project_dir)];
+    if let Some(custom) = std::env::var_os("AZML_LOCAL_WORKSPACE").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(custom));
+    }
+    dirs
+}
+
 /// v1's experiment rule: `^[a-zA-Z0-9][\w\-]{0,254}$`.
 pub fn validate_experiment_name(name: &str) -> Result<(), ConfigError> {
     check_name(name, "experiment", 1, 255).map_err(|rule| ConfigError::BadName {

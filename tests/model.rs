@@ -797,16 +797,16 @@ fn hdconfig_name_resolves_to_the_last_matching_file_under_path() {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, "x").expect("write");
     }
-    let found = hdconfig::resolve_path("hyperdrive_config.yml", root).expect("found");
+    let found = hdconfig::resolve_path("hyperdrive_config.yml", root, &[]).expect("found");
     assert!(
         found.ends_with("z/deep/hyperdrive_config.yml"),
         "{}",
         found.display()
     );
-    let direct =
-        hdconfig::resolve_path("m/my_hyperdrive_config.yml", root).expect("relative to --path");
+    let direct = hdconfig::resolve_path("m/my_hyperdrive_config.yml", root, &[])
+        .expect("relative to --path");
     assert!(direct.ends_with("m/my_hyperdrive_config.yml"));
-    assert!(hdconfig::resolve_path("nothing.yml", root).is_err());
+    assert!(hdconfig::resolve_path("nothing.yml", root, &[]).is_err());
 }
 
 /// A cheap, deterministic stand-in for the cargo-fuzz targets (which CI does

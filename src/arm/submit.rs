@@ -18,7 +18,7 @@ use crate::workspace::{
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Job statuses after which nothing changes any more.
@@ -316,7 +316,7 @@ async fn list_in_background(
     project_dir: &Path,
 ) -> WsResult<Vec<code_upload::SourceFile>> {
     let root = source_dir.to_path_buf();
-    let exclude = local_workspace_dirs(project_dir);
+    let exclude = crate::config::local_workspace_dirs(project_dir);
     tokio::task::spawn_blocking(move || code_upload::list_source_files(&root, &exclude))
         .await
         .map_err(other)?
@@ -337,14 +337,6 @@ fn hash_in_background(
 }
 
 /// The embedded local workspace lives in the project; it is never code.
-fn local_workspace_dirs(project_dir: &Path) -> Vec<PathBuf> {
-    let mut dirs = vec![crate::config::default_local_workspace(project_dir)];
-    if let Some(custom) = std::env::var_os("AZML_LOCAL_WORKSPACE").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(custom));
-    }
-    dirs
-}
-
 async fn find_code_by_hash(
     client: &ArmClient,
     ws_path: &str,

@@ -111,7 +111,14 @@ async fn submit_script(ctx: &Context, args: &SubmitScriptArgs) -> anyhow::Result
 
 async fn submit_hyperdrive(ctx: &Context, args: &SubmitHyperdriveArgs) -> anyhow::Result<i32> {
     let (resolved, script) = prepare_submission(ctx, &args.submit)?;
-    let path = hdconfig::resolve_path(&args.hyperdrive_configuration_name, &resolved.project_dir)?;
+    let name = &args.hyperdrive_configuration_name;
+    let skip = crate::config::local_workspace_dirs(&resolved.project_dir);
+    let path = hdconfig::resolve_path(name, &resolved.project_dir, &skip)?;
+    // Found by searching the project: say which file, there may be several.
+    if path != Path::new(name) && path != resolved.project_dir.join(name) {
+        ctx.printer
+            .info(format!("Hyperdrive configuration: {}", path.display()));
+    }
     let mut warnings = Vec::new();
     let hyperdrive = hdconfig::load(&path, &mut warnings);
     show_warnings(&ctx.printer, &warnings);

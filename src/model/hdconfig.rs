@@ -51,14 +51,28 @@ pub struct HyperDriveConfig {
 /// v1 walked the folder in `os.walk` order; azml walks it sorted by name, so
 /// "last" is deterministic. `.git` is skipped and symlinked folders are not
 /// followed (a link loop cannot hang the lookup).
-pub fn resolve_path(name: &str, project_dir: &Path) -> Result<PathBuf, ModelError> {
+///
+/// The search skips `skip` (the local workspace folders: their run folders
+/// hold old copies of the project, so a deleted hdconfig would silently be
+/// found there).
+pub fn resolve_path(
+    name: &str,
+    project_dir: &Path,
+    skip: &[PathBuf],
+) -> Result<PathBuf, ModelError> {
     let direct = [PathBuf::from(name), project_dir.join(name)];
     if let Some(found) = direct.iter().find(|p| p.is_file()) {
         return Ok(found.clone());
     }
     let suffix = name.replace('\\', "/");
     let mut last = None;
-    walk_sorted(project_dir, 0, &mut |path| {
+    // Canonical on both sides, so a skipped folder is recognised however it was spelled.
+    let root = project_dir
+        .canonicalize()
+        .unwrap_or_else(|_| project_dir.to_path_buf());
+    let skip: Vec<PathBuf> = skip.iter().filter_map(|d| d.canonicalize().ok()).collect();
+    let project_dir = root.as_path();
+    walk_sorted(project_dir, 0, &skip, &mut |path| {
         let rel = path.strip_prefix(project_dir).unwrap_or(path);
         let rel = rel.to_string_lossy().replace('\\', "/");
         if !suffix.is_empty() && rel.ends_with(&suffix) {
@@ -77,7 +91,7 @@ pub fn resolve_path(name: &str, project_dir: &Path) -> Result<PathBuf, ModelErro
 }
 
 /// Visit every file under `dir`, children in name order, depth-first.
-fn walk_sorted(dir: &Path, depth: usize, visit: &mut dyn FnMut(&Path)) {
+fn walk_sorted(dir: &Path, depth: usize, skip: &[PathBuf], visit: &mut dyn FnMut(&Path)) {
     const MAX_DEPTH: usize = 32;
     let Ok(read) = std::fs::read_dir(dir) else {
         return;
@@ -90,8 +104,8 @@ fn walk_sorted(dir: &Path, depth: usize, visit: &mut dyn FnMut(&Path)) {
         };
         let path = entry.path();
         if kind.is_dir() {
-            if entry.file_name() != ".git" && depth < MAX_DEPTH {
-                walk_sorted(&path, depth + 1, visit);
+            if entry.file_name() != ".git" && depth < MAX_DEPTH && !skip.contains(&path) {
+                walk_sorted(&path, depth + 1, skip, visit);
             }
         } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
             visit(&path);
@@ -1134,8 +1148,33 @@ mod tests {
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(&path, "x").expect("write");
         }
-        let found = resolve_path("hd.yml", dir.path()).expect("found");
+        let found = resolve_path("hd.yml", dir.path(), &[]).expect("found");
         assert!(found.ends_with("b/c/hd.yml"), "{}", found.display());
-        assert!(resolve_path("missing.yml", dir.path()).is_err());
+        assert!(resolve_path("missing.yml", dir.path(), &[]).is_err());
+    }
+
+    /// A deleted hdconfig was found again in an old run folder of the local
+    /// workspace (each run's snapshot holds a copy) and silently used.
+    #[test]
+    fn the_search_never_finds_copies_in_the_local_workspace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let copy = dir
+            .path()
+            .join(".azureml/localws/runs/HD_1_0/cfg/sweep.yml");
+        std::fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&copy, "x").expect("write");
+        let found = resolve_path("sweep.yml", dir.path(), &[]).expect("found");
+        assert!(
+            found.ends_with("localws/runs/HD_1_0/cfg/sweep.yml"),
+            "without the skip: {found:?}"
+        );
+        let workspace = dir.path().join("./.azureml/localws");
+        let err = resolve_path("sweep.yml", dir.path(), &[workspace]).unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
+        std::fs::create_dir_all(dir.path().join("cfg")).expect("mkdir");
+        std::fs::write(dir.path().join("cfg/sweep.yml"), "y").expect("write");
+        let workspace = dir.path().join(".azureml/localws");
+        let found = resolve_path("sweep.yml", dir.path(), &[workspace]).expect("found");
+        assert!(found.ends_with("cfg/sweep.yml") && !found.to_string_lossy().contains("localws"));
     }
 }
