@@ -475,6 +475,79 @@ fn a_metric_never_logged_finishes_with_a_warning_naming_it_and_what_was_logged()
     assert_eq!(parent["status"], "Completed", "{err}");
 }
 
+/// The parent was created (and left Failed) before the compute target was
+/// looked up; `run submit-script` already checked first.
+#[test]
+fn a_sweep_on_a_target_that_does_not_exist_fails_before_any_run_is_created() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("curve.py", CURVE_SCRIPT);
+    p.write("hd.yml", BANDIT_HDCONFIG);
+    let (out, _) = submit(
+        &p,
+        &[
+            "--ct",
+            "cpu-cluster",
+            "--hyperdrive-configuration-name",
+            "hd.yml",
+            "curve.py",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("compute target 'cpu-cluster' does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("RunId:"), "{err}");
+    assert_eq!(
+        p.json(&["run", "list", "--last", "0"]),
+        json!([]),
+        "no run may exist"
+    );
+}
+
+/// A sweep's children are prepared quietly: what the runconfig asks for
+/// that a local run does not do was never said for sweeps at all.
+#[test]
+fn a_sweep_says_once_what_its_runconfig_asks_for_that_local_runs_do_not_do() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py.clone());
+    p.write("curve.py", CURVE_SCRIPT);
+    p.write(
+        "hd.yml",
+        &BANDIT_HDCONFIG.replace("max_total_runs: 4", "max_total_runs: 2"),
+    );
+    std::fs::create_dir_all(p.path().join(".azureml")).expect("mkdir");
+    p.write(
+        ".azureml/dist.runconfig",
+        &format!(
+            "framework: PyTorch\nnodeCount: 2\nenvironment:\n  docker:\n    enabled: true\n  python:\n    userManagedDependencies: false\n    interpreterPath: {}\n",
+            py.display()
+        ),
+    );
+    let (out, _) = submit(
+        &p,
+        &[
+            "-c",
+            "dist",
+            "--hyperdrive-configuration-name",
+            "hd.yml",
+            "curve.py",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for said in [
+        "userManagedDependencies is false",
+        "Docker is enabled in the runconfig",
+        "framework PyTorch is not applied locally",
+        "nodeCount is 2",
+    ] {
+        assert_eq!(err.matches(said).count(), 1, "{said:?} once in:\n{err}");
+    }
+}
+
 #[test]
 fn grid_sampling_with_uniform_fails_before_any_child_starts() {
     let Some(py) = python() else { return };

@@ -158,7 +158,10 @@ impl LocalWorkspace {
             target
         };
         super::launchers::check_target(store, &target)?;
-        let (program, args) = command_line(sub, &target, ui)?;
+        let (program, args) = command_line(sub, &target)?;
+        for warning in not_honoured_locally(&sub.run_config) {
+            ui.warn(&warning);
+        }
         let run_id = sub
             .run_id
             .clone()
@@ -289,14 +292,58 @@ fn materialize_mode() -> crate::snapshot::Materialize {
     }
 }
 
+/// What a runconfig asks for that a run on this machine or an SSH host does
+/// not do: said once per submission, so nothing is ignored silently.
+pub fn not_honoured_locally(rc: &RunConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if !rc.environment.python.user_managed_dependencies {
+        out.push(
+            "userManagedDependencies is false, but azml does not build environments yet; \
+             the run uses the runconfig's interpreter as is"
+                .to_string(),
+        );
+    }
+    if rc.environment.docker.enabled || rc.docker.use_docker {
+        out.push(
+            "Docker is enabled in the runconfig, but local and SSH runs do not use containers; \
+             the script runs directly with the runconfig's interpreter"
+                .to_string(),
+        );
+    }
+    if !rc.framework.eq_ignore_ascii_case("python") {
+        out.push(format!(
+            "framework {} is not applied locally: the script runs once, as one process, \
+             without a distributed launcher",
+            rc.framework
+        ));
+    }
+    if rc.node_count > 1 {
+        out.push(format!(
+            "nodeCount is {}, but a local or SSH run is one process on one machine",
+            rc.node_count
+        ));
+    }
+    for (name, data) in &rc.data {
+        let variable = Some(data.environment_variable_name.as_str())
+            .filter(|v| !v.is_empty())
+            .unwrap_or(name);
+        out.push(format!(
+            "data input '{name}' is not provided locally: ${variable} is unset and an argument \
+             DatasetConsumptionConfig:{name} reaches the script as that text"
+        ));
+    }
+    for name in rc.data_references.keys() {
+        out.push(format!(
+            "dataReferences '{name}' is not mounted or downloaded locally: \
+             $AZUREML_DATAREFERENCE_{name} is unset"
+        ));
+    }
+    out
+}
+
 /// Program and argv: `interpreter script args…`, or `/bin/sh -c command`.
-fn command_line(
-    sub: &ScriptSubmission,
-    target: &str,
-    ui: &dyn SubmitUi,
-) -> WsResult<(String, Vec<String>)> {
+fn command_line(sub: &ScriptSubmission, target: &str) -> WsResult<(String, Vec<String>)> {
     let rc = &sub.run_config;
-    let python = &rc.environment.python;
     if let Some(script) = rc.script.as_deref().filter(|s| !s.is_empty()) {
         if !sub.source_dir.join(script).is_file() {
             return Err(failed(
@@ -306,12 +353,6 @@ fn command_line(
                 ),
                 Some("paths are relative to --source-directory (default: the project folder)"),
             ));
-        }
-        if !python.user_managed_dependencies {
-            ui.warn(
-                "userManagedDependencies is false, but azml does not build environments yet; \
-                 the run uses the runconfig's interpreter as is",
-            );
         }
         let mut args = vec![script.to_string()];
         args.extend(rc.arguments.iter().cloned());
@@ -804,6 +845,45 @@ pub(super) fn store_err(e: super::store::StoreError) -> WorkspaceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn example(name: &str) -> RunConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/v1-examples")
+            .join(name);
+        crate::model::runconfig::load(&path, &mut Vec::new()).expect("example loads")
+    }
+
+    /// Data inputs, nodeCount and Docker were ignored by local runs without a word.
+    #[test]
+    fn what_local_runs_do_not_do_is_named_for_the_example_runconfigs() {
+        let mnist = not_honoured_locally(&example("mlops-cli-train-deploy-mnist.runconfig"));
+        assert!(
+            mnist.iter().any(|w| w.starts_with("nodeCount is 4")),
+            "{mnist:?}"
+        );
+        assert!(
+            mnist.iter().any(|w| w.starts_with("data input 'mnist'")),
+            "{mnist:?}"
+        );
+        let aml = not_honoured_locally(&example("csiebler-train-aml.runconfig"));
+        assert!(
+            aml.iter()
+                .any(|w| w.contains("'training_dataset'") && w.contains("$training_dataset")),
+            "{aml:?}"
+        );
+        let spark = not_honoured_locally(&example("mlops-imagenet-docker.runconfig"));
+        assert!(
+            spark.iter().any(|w| w.starts_with("framework PySpark")),
+            "{spark:?}"
+        );
+        // A plain local runconfig (python framework in any case, one node, no data) says nothing.
+        let mut plain = RunConfig {
+            framework: "python".into(),
+            ..Default::default()
+        };
+        plain.environment.python.user_managed_dependencies = true;
+        assert_eq!(not_honoured_locally(&plain), Vec::<String>::new());
+    }
 
     #[test]
     fn a_command_line_script_replaces_runconfig_script_and_arguments() {

@@ -49,6 +49,11 @@ pub async fn submit_hyperdrive(
 ) -> WsResult<RunOutcome> {
     let hd = &request.hyperdrive;
     let sampler = check(hd)?;
+    // Before the parent exists: a sweep on a target that cannot run leaves no Failed run behind.
+    super::launchers::check_target(&ws.read_store()?, &target_of(request))?;
+    for warning in super::submit::not_honoured_locally(&request.script.run_config) {
+        logs.warn(&warning);
+    }
     let adopted = std::env::var(DETACHED_PARENT_ENV).ok();
     if request.script.asynchronous && adopted.is_none() {
         let seed = request.seed.unwrap_or_else(rand_seed);
@@ -191,12 +196,17 @@ fn failed(message: impl Into<String>, hint: Option<&str>) -> WorkspaceError {
 
 /// Create the parent run (NotStarted, supervised by this process until it
 /// starts the sweep or hands it to a detached supervisor).
+/// The sweep's compute target (`--ct` is already in the runconfig).
+fn target_of(request: &SubmitHyperdrive) -> String {
+    Some(request.script.run_config.target.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| super::launchers::LOCAL_TARGET.into())
+}
+
 fn create_parent(ws: &LocalWorkspace, request: &SubmitHyperdrive, seed: u64) -> WsResult<String> {
     let hd = &request.hyperdrive;
     let run_id = format!("HD_{}", uuid::Uuid::new_v4());
-    let target = Some(request.script.run_config.target.clone())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "local".into());
+    let target = target_of(request);
     let primary =
         crate::sweep::v1::primary_metric_config(&hd.primary_metric_name, hd.primary_metric_goal)
             .to_string();
