@@ -858,6 +858,8 @@ fn read_only_commands_in_a_folder_that_never_ran_anything_create_no_files() {
             &["run", "list", "-e", "exp", "--status", "Completed"][..],
             "[]",
         ),
+        // Beyond SQLite's signed LIMIT: was "local workspace database: datatype mismatch".
+        (&["run", "list", "--last", "18446744073709551615"][..], "[]"),
         (&["experiment", "list"][..], "[]"),
     ] {
         let out = run(args);

@@ -548,7 +548,8 @@ impl Store {
         }
         sql += " ORDER BY r.created_ms DESC, r.rowid DESC";
         if q.last > 0 {
-            sql += &format!(" LIMIT {}", q.last);
+            // SQLite's LIMIT is a signed 64-bit integer: more than that is everything.
+            sql += &format!(" LIMIT {}", q.last.min(i64::MAX as usize));
         }
         let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
         self.runs_with_tags(&sql, refs.as_slice())
