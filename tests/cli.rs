@@ -599,6 +599,25 @@ fn folder_attach_keeps_the_users_files() {
     assert_eq!(read(dir.path().join(".azureml/local")), "mine: true\n");
     assert!(read(dir.path().join(".azureml/config.json")).contains("\"new\""));
     assert!(read(dir.path().join(".azureml/config.json.bak")).contains("\"old\""));
+
+    // A second and third re-attach keep every earlier config (the first one
+    // overwrote config.json.bak); re-attaching the same name adds nothing.
+    let attach = |experiment: &str| {
+        azml()
+            .args(["folder", "attach", "-e", experiment, "--path"])
+            .arg(dir.path())
+            .assert()
+            .success();
+    };
+    attach("newer");
+    attach("newest");
+    attach("newest");
+    let azureml = dir.path().join(".azureml");
+    assert!(read(azureml.join("config.json.bak")).contains("\"old\""));
+    assert!(read(azureml.join("config.json.bak.1")).contains("\"new\""));
+    assert!(read(azureml.join("config.json.bak.2")).contains("\"newer\""));
+    assert!(!azureml.join("config.json.bak.3").exists());
+    assert!(read(azureml.join("config.json")).contains("\"newest\""));
 }
 
 #[test]

@@ -208,10 +208,10 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Copy a user's config.json aside (`config.json.bak`) before replacing it.
+/// Copy a user's config.json aside before replacing it.
 fn backup(ctx: &Context, path: &Path) -> anyhow::Result<()> {
-    let backup = with_suffix(path, ".bak");
-    std::fs::copy(path, &backup)
+    let backup = std::fs::read(path)
+        .and_then(|current| write_backup(path, &current))
         .map_err(|e| UserError::failed(format!("cannot back up {}: {e}", path.display())))?;
     ctx.printer.warn(format!(
         "replaced {}; the previous one is in {}",
@@ -219,6 +219,33 @@ fn backup(ctx: &Context, path: &Path) -> anyhow::Result<()> {
         backup.display()
     ));
     Ok(())
+}
+
+/// Keep `contents` of `path` in `path.bak`, else the first free `path.bak.N`
+/// (attaching A, then B, then C keeps both A's and B's); a backup that holds
+/// the same bytes already is reused. Never overwrites a file.
+fn write_backup(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    for n in 0..u32::MAX {
+        let backup = match n {
+            0 => with_suffix(path, ".bak"),
+            n => with_suffix(path, &format!(".bak.{n}")),
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&backup)
+        {
+            Ok(mut file) => return file.write_all(contents).map(|()| backup),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if std::fs::read(&backup).is_ok_and(|old| old == contents) {
+                    return Ok(backup);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no free backup name"))
 }
 
 /// v1's output keys.
