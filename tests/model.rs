@@ -400,6 +400,27 @@ const MALFORMED_CASES: &[MalformedCase] = &[
         Some((9, 26)),
         "`policy.truncation_percentage` is 0; it must be between 1",
     ),
+    // exp() past f64::MAX, or round(x / q) past it: the script was handed `None`.
+    (
+        "hd-loguniform-overflow.hdconfig.yml",
+        Some((6, 19)),
+        "`sampling.parameter_space[0].values`: loguniform samples exp() of its values, and exp(720)",
+    ),
+    (
+        "hd-qloguniform-overflow.hdconfig.yml",
+        Some((6, 17)),
+        "`sampling.parameter_space[0].values`: qloguniform samples exp() of its values, and exp(710)",
+    ),
+    (
+        "hd-quniform-q-tiny.hdconfig.yml",
+        Some((6, 20)),
+        "`sampling.parameter_space[0].values`: quniform rounds to multiples of q = 1e-320, and 1 / q",
+    ),
+    (
+        "hd-lognormal-overflow.hdconfig.yml",
+        Some((6, 14)),
+        "`sampling.parameter_space[0].values`: lognormal samples exp() of its values, and exp(710)",
+    ),
     (
         "hd-uniform-reversed.hdconfig.yml",
         Some((6, 14)),

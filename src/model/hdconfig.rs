@@ -549,6 +549,19 @@ fn parse_expression(
     args.build()
 }
 
+/// A number as a person writes it: 0.25, 1e-320 (not 320 zeros).
+fn readable(x: f64) -> String {
+    if x == 0.0 || (1e-4..1e15).contains(&x.abs()) {
+        x.to_string()
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// How many sigmas from mu a normal-based expression is checked to reach
+/// (a sample beyond it has a probability below 1e-23).
+const NORMAL_REACH: f64 = 10.0;
+
 /// Positional expression arguments, with v1's checks.
 struct Args<'a> {
     doc: &'a Doc<'a>,
@@ -566,6 +579,9 @@ impl Args<'_> {
             "uniform" | "loguniform" => {
                 let [min, max] = self.numbers(["min", "max"])?;
                 self.ordered(min, max)?;
+                if self.name == "loguniform" {
+                    self.exp_fits(max, 1)?;
+                }
                 Ok(if self.name == "uniform" {
                     Expression::Uniform { min, max }
                 } else {
@@ -576,6 +592,13 @@ impl Args<'_> {
                 let [min, max, q] = self.numbers(["min", "max", "q"])?;
                 self.ordered(min, max)?;
                 self.positive(q, "q", 2)?;
+                let largest = if self.name == "quniform" {
+                    min.abs().max(max.abs())
+                } else {
+                    self.exp_fits(max, 1)?;
+                    max.exp()
+                };
+                self.steps_fit(largest, q)?;
                 Ok(if self.name == "quniform" {
                     Expression::QUniform { min, max, q }
                 } else {
@@ -585,6 +608,9 @@ impl Args<'_> {
             "normal" | "lognormal" => {
                 let [mu, sigma] = self.numbers(["mu", "sigma"])?;
                 self.positive(sigma, "sigma", 1)?;
+                if self.name == "lognormal" {
+                    self.exp_fits(mu + NORMAL_REACH * sigma, 0)?;
+                }
                 Ok(if self.name == "normal" {
                     Expression::Normal { mu, sigma }
                 } else {
@@ -595,6 +621,14 @@ impl Args<'_> {
                 let [mu, sigma, q] = self.numbers(["mu", "sigma", "q"])?;
                 self.positive(sigma, "sigma", 1)?;
                 self.positive(q, "q", 2)?;
+                let largest = if self.name == "qnormal" {
+                    mu.abs() + NORMAL_REACH * sigma
+                } else {
+                    let reach = mu + NORMAL_REACH * sigma;
+                    self.exp_fits(reach, 0)?;
+                    reach.exp()
+                };
+                self.steps_fit(largest, q)?;
                 Ok(if self.name == "qnormal" {
                     Expression::QNormal { mu, sigma, q }
                 } else {
@@ -685,6 +719,43 @@ impl Args<'_> {
                 self.path, self.name
             ),
             "write the smaller bound first",
+        ))
+    }
+
+    /// `exp(bound)` must be a number: past ≈ 709.78 it is infinite, and the
+    /// script would have been handed `None`.
+    fn exp_fits(&self, bound: f64, index: usize) -> Result<(), ModelError> {
+        if bound.exp().is_finite() {
+            return Ok(());
+        }
+        Err(self.doc.error(
+            self.nodes[index].pos,
+            format!(
+                "`{}`: {} samples exp() of its values, and exp({bound}) is beyond the largest \
+                 number (the bounds are in log space: at most {:.2})",
+                self.path,
+                self.name,
+                f64::MAX.ln()
+            ),
+            "write the bounds as logarithms, e.g. loguniform [-7, 0] for e^-7 … 1",
+        ))
+    }
+
+    /// `round(x / q)` must be a number for every value the expression reaches.
+    fn steps_fit(&self, largest: f64, q: f64) -> Result<(), ModelError> {
+        if (largest / q).is_finite() {
+            return Ok(());
+        }
+        Err(self.doc.error(
+            self.nodes[2].pos,
+            format!(
+                "`{}`: {} rounds to multiples of q = {}, and {} / q is beyond the largest number",
+                self.path,
+                self.name,
+                readable(q),
+                readable(largest)
+            ),
+            "use a larger q",
         ))
     }
 
