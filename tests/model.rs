@@ -400,6 +400,23 @@ const MALFORMED_CASES: &[MalformedCase] = &[
         Some((9, 26)),
         "`policy.truncation_percentage` is 0; it must be between 1",
     ),
+    // A misspelt required key was "missing", with no word of the typo (or,
+    // for `environment`, taken for the pre-2018 format).
+    (
+        "hd-expression-misspelt.hdconfig.yml",
+        Some((5, 5)),
+        "`sampling.parameter_space[0].expression` is required but missing; `expresion` looks like",
+    ),
+    (
+        "hd-metric-name-misspelt.hdconfig.yml",
+        Some((7, 1)),
+        "`primary_metric_name` is required but missing; `primary_metric_nam` looks like",
+    ),
+    (
+        "rc-environment-misspelt.runconfig",
+        Some((3, 1)),
+        "`environment` is required but missing; `enviroment` looks like a misspelling",
+    ),
     // exp() past f64::MAX, or round(x / q) past it: the script was handed `None`.
     (
         "hd-loguniform-overflow.hdconfig.yml",

@@ -214,6 +214,16 @@ fn required<'n>(
 ) -> Result<&'n Node, ModelError> {
     f.get_some(doc, name)?.ok_or_else(|| {
         let path = f.path_of(name);
+        if let Some(typo) = f.misspelling_of(name) {
+            return doc.error(
+                typo.key_pos,
+                format!(
+                    "`{path}` is required but missing; `{}` looks like a misspelling of it",
+                    typo.key
+                ),
+                format!("rename `{}` to `{name}`", typo.key),
+            );
+        }
         if f.path().is_empty() {
             // A missing top-level key has no position worth pointing at.
             return ModelError::InFile {

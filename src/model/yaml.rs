@@ -740,6 +740,21 @@ impl<'n> Fields<'n> {
             .map(|e| e.key_pos)
     }
 
+    /// A key nothing has read that is probably `name` misspelt: a key that is
+    /// required but "missing" is then reported where the typo is.
+    pub fn misspelling_of(&self, name: &str) -> Option<&'n Entry> {
+        let wanted = normalize_key(name);
+        self.entries
+            .iter()
+            .zip(&self.used)
+            .filter(|(_, used)| !**used)
+            .map(|(entry, _)| entry)
+            .find(|entry| {
+                let key = normalize_key(&entry.key);
+                key != wanted && wanted.len() >= 4 && edit_distance(&key, &wanted) <= 2
+            })
+    }
+
     /// Mark keys as known without reading them (accepted legacy fields).
     pub fn accept(&mut self, names: &[&str]) {
         for (i, entry) in self.entries.iter().enumerate() {
