@@ -549,10 +549,21 @@ const MALFORMED_CASES: &[MalformedCase] = &[
         Some((5, 5)),
         "`environment.docker.baseImage` and `baseDockerfile` are",
     ),
+    // A JSON runconfig was given YAML's indentation advice.
+    (
+        "rc-json-missing-comma.runconfig",
+        Some((3, 3)),
+        "invalid JSON: while parsing a flow mapping, did not find expected ',' or '}'",
+    ),
+    (
+        "rc-number-infinite.runconfig",
+        Some((3, 24)),
+        "invalid YAML: a number is infinite or not a number",
+    ),
     (
         "rc-json-unclosed.runconfig",
         Some((3, 18)),
-        "invalid YAML: unclosed bracket",
+        "invalid JSON: unclosed bracket",
     ),
     (
         "rc-max-run-negative.runconfig",
@@ -1131,4 +1142,17 @@ fn folder_attach_writes_runconfigs_the_model_reads_without_warnings() {
     expected.environment.python = local.environment.python.clone();
     expected.source_file = local.source_file.clone();
     assert_eq!(local, expected);
+}
+
+/// A JSON runconfig with a syntax error was told to check its indentation.
+#[test]
+fn a_json_syntax_error_gets_json_advice_not_yaml_indentation() {
+    let path = Path::new(MALFORMED).join("rc-json-missing-comma.runconfig");
+    let err = runconfig::load(&path, &mut Vec::new()).unwrap_err();
+    let hint = err.hint().unwrap_or_default();
+    assert!(hint.contains("missing comma"), "{hint}");
+    assert!(!hint.contains("indentation"), "{hint}");
+    let path = Path::new(MALFORMED).join("rc-bad-indent.runconfig");
+    let err = runconfig::load(&path, &mut Vec::new()).unwrap_err();
+    assert!(err.hint().unwrap_or_default().contains("indentation"));
 }

@@ -191,8 +191,8 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Node, ModelError> {
             raw: None,
         });
     }
-    let parsed: Option<Spanned<RawValue>> =
-        serde_saphyr::from_str_with_options(text, options()).map_err(|e| syntax_error(&e, file))?;
+    let parsed: Option<Spanned<RawValue>> = serde_saphyr::from_str_with_options(text, options())
+        .map_err(|e| syntax_error(&e, file, text))?;
     Ok(match parsed {
         Some(root) => into_node(root, text),
         None => Node {
@@ -205,7 +205,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Node, ModelError> {
 
 /// A serde-saphyr error as file:line:col plus its message, without the
 /// parser's own location suffix (we print ours first).
-fn syntax_error(err: &serde_saphyr::Error, file: &Path) -> ModelError {
+fn syntax_error(err: &serde_saphyr::Error, file: &Path, text: &str) -> ModelError {
     let inner = err.without_snippet();
     let mut message = inner.to_string();
     for noise in [" at line ", ", set DuplicateKeyPolicy"] {
@@ -215,13 +215,22 @@ fn syntax_error(err: &serde_saphyr::Error, file: &Path) -> ModelError {
     }
     if message.contains("Documents {") {
         message = "the file holds more than one YAML document (`---` separators)".into();
+    } else if message.contains("non-finite float") {
+        message = "a number is infinite or not a number (.inf, .nan, or beyond ±1.8e308)".into();
     } else if message.contains("budget breached") {
         message = format!(
             "the file is too large or too deeply aliased to be a v1 configuration ({message})"
         );
     }
-    let message = format!("invalid YAML: {message}");
-    let hint = Some(syntax_hint(&message).to_string());
+    // v1 runconfigs are often JSON, which is read as one YAML flow mapping.
+    let json = text.trim_start().starts_with('{');
+    let message = format!("invalid {}: {message}", if json { "JSON" } else { "YAML" });
+    let hint = Some(if json {
+        "check for a missing comma between entries, a trailing comma, or an unquoted key or string"
+    } else {
+        syntax_hint(&message)
+    });
+    let hint = hint.map(str::to_string);
     match inner.location() {
         Some(loc) if loc.line() > 0 => ModelError::At {
             location: Location {
@@ -248,6 +257,8 @@ fn syntax_hint(message: &str) -> &'static str {
         "keep one document per file: remove the `---` line and what follows, or split the file"
     } else if message.contains("anchor") || message.contains("alias") {
         "v1 files do not need YAML anchors/aliases (`&name`, `*name`); write the values out"
+    } else if message.contains("infinite or not a number") {
+        "write a finite number"
     } else if message.contains("too large") {
         "check that the option names the right file"
     } else {
