@@ -191,8 +191,8 @@ impl LocalWorkspace {
     /// `run cancel`: ask the run's supervisor to cancel and wait (bounded) for
     /// it to record Canceled; if the supervisor is gone, cancel directly.
     pub async fn cancel_and_wait(&self, run_id: &str, wait: Duration) -> WsResult<Value> {
-        self.read_store()?.run(run_id).map_err(store_err)?;
-        let store = self.store()?;
+        // A run that exists means the workspace does: the store is the real one.
+        let store = self.read_store()?;
         let run = store.run(run_id).map_err(store_err)?;
         if !run.status.is_terminal() {
             store
