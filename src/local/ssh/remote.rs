@@ -887,8 +887,19 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         let gone = |p: &str| !azml.join(p).exists();
-        for _ in 0..200 {
-            if gone("runs/old5") && gone("trees/u11") {
+        let gc_leftovers = || {
+            std::fs::read_dir(azml.join("trees"))
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().starts_with(".gc."))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        // The prune runs in the background and removes one entry after the
+        // other (runs newest first, then trees): wait for the last of each.
+        for _ in 0..250 {
+            if gone("runs/old0") && gone("trees/.u11.manifest") && gc_leftovers() == 0 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
