@@ -966,3 +966,79 @@ except mlflow.exceptions.MlflowException as e:
     assert!(logs.contains("low ['trial-1']"), "{logs}");
     assert!(logs.contains("refused True"), "{logs}");
 }
+
+/// MLflow 3's `log_model` creates a logged model first (`logged-models`), and
+/// listing `runs:/<id>/model` searches them: both were 404 here, so every
+/// `mlflow.<flavor>.log_model` failed.
+#[test]
+fn an_mlflow3_logged_model_is_created_stored_with_the_run_found_and_downloaded() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "lm.py",
+        r#"
+import os, types
+import mlflow
+from mlflow import MlflowClient
+from mlflow.models import Model
+flavor = types.ModuleType("tinyflavor")
+def save_model(path, mlflow_model=None, **kw):
+    os.makedirs(path, exist_ok=True)
+    open(os.path.join(path, "weights.bin"), "w").write("w")
+    mlflow_model.add_flavor("tinyflavor", data="weights.bin")
+    mlflow_model.save(os.path.join(path, "MLmodel"))
+flavor.save_model = save_model
+mlflow.log_param("lr", "0.1")
+info = Model.log(artifact_path="model", flavor=flavor)
+client = MlflowClient()
+run_id = mlflow.active_run().info.run_id
+m = client.get_logged_model(info.model_id)
+print("model", m.status, m.params, m.name, m.source_run_id == run_id)
+print("files", sorted(a.path for a in mlflow.artifacts.list_artifacts(artifact_uri=f"models:/{info.model_id}")))
+print("listing", sorted(a.path for a in mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path="model")))
+print("downloaded", sorted(os.listdir(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model"))))
+found = mlflow.search_logged_models(filter_string="name = 'model' AND params.lr = '0.1' AND status = 'READY'", output_format="list")
+print("search", [x.model_id == info.model_id for x in found], len(mlflow.search_logged_models(filter_string="name = 'other'", output_format="list")))
+client.set_logged_model_tags(info.model_id, {"stage": "dev"})
+print("tagged", client.get_logged_model(info.model_id).tags.get("stage"))
+client.delete_logged_model_tag(info.model_id, "stage")
+print("untagged", "stage" in client.get_logged_model(info.model_id).tags)
+print("outputs", [o.model_id == info.model_id for o in client.get_run(run_id).outputs.model_outputs])
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "models", "lm.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    for line in [
+        "model READY {'lr': '0.1'} model True",
+        "files ['MLmodel', 'weights.bin']",
+        "listing ['model/MLmodel', 'model/weights.bin']",
+        "downloaded ['MLmodel', 'weights.bin']",
+        "search [True] 0",
+        "tagged dev",
+        "untagged False",
+        "outputs [True]",
+    ] {
+        assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
+    }
+    assert!(
+        !logs.contains("View run"),
+        "the client printed a UI link:\n{logs}"
+    );
+    let run_id = submit_json(&out)["runId"].as_str().unwrap().to_string();
+    let models = p.run_dir(&run_id).join("outputs/models");
+    let model_dir = std::fs::read_dir(&models)
+        .expect("models folder in the run's outputs")
+        .flatten()
+        .next()
+        .expect("one model")
+        .path();
+    assert!(
+        model_dir.join("artifacts/MLmodel").is_file(),
+        "{model_dir:?}"
+    );
+}

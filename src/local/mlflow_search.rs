@@ -77,7 +77,7 @@ enum Token {
 }
 
 /// The run attributes MLflow lets a filter or order-by name.
-const ATTRIBUTES: &[&str] = &[
+const RUN_ATTRIBUTES: &[&str] = &[
     "run_id",
     "run_name",
     "status",
@@ -89,13 +89,47 @@ const ATTRIBUTES: &[&str] = &[
     "experiment_id",
 ];
 
-/// Parse a `filter` string; an empty one matches every run.
+/// The logged-model attributes (`SearchLoggedModelsUtils`); a model is
+/// searched in the same shape as a run: `{"info": {attributes}, "data":
+/// {"metrics", "params", "tags"}}`.
+const MODEL_ATTRIBUTES: &[&str] = &[
+    "name",
+    "model_id",
+    "model_type",
+    "status",
+    "source_run_id",
+    "creation_timestamp",
+    "creation_time",
+    "last_updated_timestamp",
+    "last_updated_time",
+];
+
+/// Attributes compared as numbers.
+const NUMERIC_ATTRIBUTES: &[&str] = &[
+    "start_time",
+    "end_time",
+    "creation_timestamp",
+    "creation_time",
+    "last_updated_timestamp",
+    "last_updated_time",
+];
+
+/// Parse a `runs/search` filter string; an empty one matches every run.
 pub fn parse_filter(text: &str) -> Result<Filter, String> {
+    parse_filter_over(text, RUN_ATTRIBUTES)
+}
+
+/// Parse a `logged-models/search` filter string (its own attributes).
+pub fn parse_model_filter(text: &str) -> Result<Filter, String> {
+    parse_filter_over(text, MODEL_ATTRIBUTES)
+}
+
+fn parse_filter_over(text: &str, attributes: &[&str]) -> Result<Filter, String> {
     let tokens = tokenize(text)?;
     let mut clauses = Vec::new();
     let mut rest = tokens.as_slice();
     while !rest.is_empty() {
-        let (clause, after) = parse_clause(rest)?;
+        let (clause, after) = parse_clause(rest, attributes)?;
         clauses.push(clause);
         rest = match after.split_first() {
             None => after,
@@ -129,7 +163,7 @@ impl Filter {
 pub fn sort_runs(runs: &mut [Value], order_by: &[String]) -> Result<(), String> {
     let mut terms = Vec::new();
     for term in order_by {
-        terms.push(parse_order_term(term)?);
+        terms.push(parse_order_term(term, RUN_ATTRIBUTES)?);
     }
     runs.sort_by(|a, b| {
         for (key, ascending) in &terms {
@@ -148,9 +182,31 @@ fn r_id(run: &Value) -> &str {
     run["info"]["run_id"].as_str().unwrap_or("")
 }
 
-fn parse_order_term(term: &str) -> Result<(Key, bool), String> {
+/// Logged models by `order_by` entries (`{"field_name", "ascending"}`), then
+/// newest first (MLflow's default), then by id.
+pub fn sort_models(models: &mut [Value], order_by: &[(String, bool)]) -> Result<(), String> {
+    let mut terms = Vec::new();
+    for (field, ascending) in order_by {
+        let (key, _) = parse_order_term(field, MODEL_ATTRIBUTES)?;
+        terms.push((key, *ascending));
+    }
+    models.sort_by(|a, b| {
+        for (key, ascending) in &terms {
+            let ord = compare_for_sort(key.lookup(a), key.lookup(b), *ascending);
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        let created = |m: &Value| m["info"]["creation_timestamp"].as_i64().unwrap_or(i64::MIN);
+        let id = |m: &Value| m["info"]["model_id"].as_str().unwrap_or("").to_string();
+        created(b).cmp(&created(a)).then_with(|| id(a).cmp(&id(b)))
+    });
+    Ok(())
+}
+
+fn parse_order_term(term: &str, attributes: &[&str]) -> Result<(Key, bool), String> {
     let tokens = tokenize(term)?;
-    let (key, rest) = parse_key(&tokens)?;
+    let (key, rest) = parse_key(&tokens, attributes)?;
     let ascending = match rest {
         [] => true,
         [Token::Word(w)] if w.eq_ignore_ascii_case("asc") => true,
@@ -204,7 +260,7 @@ impl Key {
     fn is_numeric(&self) -> bool {
         self.entity == Entity::Metric
             || (self.entity == Entity::Attribute
-                && matches!(self.name.as_str(), "start_time" | "end_time"))
+                && NUMERIC_ATTRIBUTES.contains(&self.name.as_str()))
     }
 }
 
@@ -286,8 +342,11 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-fn parse_clause(tokens: &[Token]) -> Result<(Clause, &[Token]), String> {
-    let (key, rest) = parse_key(tokens)?;
+fn parse_clause<'t>(
+    tokens: &'t [Token],
+    attributes: &[&str],
+) -> Result<(Clause, &'t [Token]), String> {
+    let (key, rest) = parse_key(tokens, attributes)?;
     let (op, rest) = parse_op(rest)?;
     let (value, rest) = match op {
         Op::IsNull | Op::IsNotNull => (Operand::None, rest),
@@ -334,7 +393,7 @@ fn check(key: &Key, op: Op, value: &Operand) -> Result<(), String> {
     }
 }
 
-fn parse_key(tokens: &[Token]) -> Result<(Key, &[Token]), String> {
+fn parse_key<'t>(tokens: &'t [Token], attributes: &[&str]) -> Result<(Key, &'t [Token]), String> {
     let Some((Token::Word(word), rest)) = tokens.split_first() else {
         return Err(match tokens.first() {
             Some(t) => format!("expected a key like metrics.acc, found {}", describe(t)),
@@ -347,7 +406,7 @@ fn parse_key(tokens: &[Token]) -> Result<(Key, &[Token]), String> {
             _ => return Err(format!("expected a key name after '{word}'")),
         },
         Some((entity, name)) => (entity, name.to_string(), rest),
-        None if ATTRIBUTES.contains(&word.as_str()) => ("attributes", word.clone(), rest),
+        None if attributes.contains(&word.as_str()) => ("attributes", word.clone(), rest),
         None => {
             return Err(format!(
                 "invalid key '{word}' (use metrics., params., tags. or attributes.)"
@@ -361,10 +420,10 @@ fn parse_key(tokens: &[Token]) -> Result<(Key, &[Token]), String> {
         "attribute" | "attributes" | "attr" | "run" => Entity::Attribute,
         other => return Err(format!("invalid entity '{other}' in '{word}'")),
     };
-    if entity == Entity::Attribute && !ATTRIBUTES.contains(&name.as_str()) {
+    if entity == Entity::Attribute && !attributes.contains(&name.as_str()) {
         return Err(format!(
             "invalid attribute '{name}' (one of {})",
-            ATTRIBUTES.join(", ")
+            attributes.join(", ")
         ));
     }
     Ok((Key { entity, name }, rest))

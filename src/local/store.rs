@@ -121,6 +121,25 @@ CREATE TABLE computes (
     // v3: the orphan reaper (every command, and once per sweep) looks for
     // active runs; without this index it read every run of the workspace.
     "CREATE INDEX runs_by_status ON runs(status);",
+    // v4: MLflow 3 logged models (`mlflow.<flavor>.log_model`) and a run's
+    // inputs/outputs (datasets, models). Each is kept as the JSON document the
+    // tracking API returns; the store only indexes what lookups need.
+    r#"
+CREATE TABLE logged_models (
+    model_id      TEXT PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    created_ms    INTEGER NOT NULL,
+    doc           TEXT NOT NULL
+);
+CREATE INDEX logged_models_by_experiment ON logged_models(experiment_id, created_ms);
+CREATE TABLE run_io (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    kind   TEXT NOT NULL,
+    doc    TEXT NOT NULL
+);
+CREATE INDEX run_io_by_run ON run_io(run_id);
+"#,
 ];
 
 /// v1 run states. The string forms are what `run show` prints.
@@ -693,7 +712,7 @@ impl Store {
             .is_some();
         let mut removed = 0;
         if unstarted {
-            for table in ["tags", "params", "metrics"] {
+            for table in ["tags", "params", "metrics", "run_io"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [run_id])?;
             }
             removed = tx.execute("DELETE FROM runs WHERE run_id = ?1", [run_id])?;
@@ -927,6 +946,76 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- MLflow logged models and run inputs/outputs ------------------------
+
+    /// Insert or replace a logged model's document.
+    pub fn put_logged_model(
+        &self,
+        model_id: &str,
+        experiment_id: i64,
+        created_ms: i64,
+        doc: &Value,
+    ) -> StoreResult<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO logged_models(model_id, experiment_id, created_ms, doc) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![model_id, experiment_id, created_ms, doc.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn logged_model(&self, model_id: &str) -> StoreResult<Option<Value>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc FROM logged_models WHERE model_id = ?1")?;
+        let doc: Option<String> = stmt.query_row([model_id], |r| r.get(0)).optional()?;
+        Ok(doc.map(|d| serde_json::from_str(&d).unwrap_or(Value::Null)))
+    }
+
+    /// The logged models of these experiments, newest first.
+    pub fn logged_models(&self, experiment_ids: &[i64]) -> StoreResult<Vec<Value>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT doc FROM logged_models WHERE experiment_id = ?1 ORDER BY created_ms DESC",
+        )?;
+        let mut out = Vec::new();
+        for id in experiment_ids {
+            let rows = stmt.query_map([id], |r| r.get::<_, String>(0))?;
+            for doc in rows {
+                out.push(serde_json::from_str(&doc?).unwrap_or(Value::Null));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn delete_logged_model(&self, model_id: &str) -> StoreResult<bool> {
+        Ok(self.exec("DELETE FROM logged_models WHERE model_id = ?1", [model_id])? == 1)
+    }
+
+    /// Record one of a run's inputs or outputs (`kind`: `dataset_inputs`,
+    /// `model_inputs`, `model_outputs`), in the order they were logged.
+    pub fn add_run_io(&self, run_id: &str, kind: &str, doc: &Value) -> StoreResult<()> {
+        self.exec(
+            "INSERT INTO run_io(run_id, kind, doc) VALUES (?1, ?2, ?3)",
+            params![run_id, kind, doc.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn run_io(&self, run_id: &str) -> StoreResult<Vec<(String, Value)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, doc FROM run_io WHERE run_id = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, doc) = row?;
+            out.push((kind, serde_json::from_str(&doc).unwrap_or(Value::Null)));
+        }
+        Ok(out)
     }
 
     // ---- computes ----------------------------------------------------------

@@ -8,6 +8,8 @@
 //! to its own run and to runs the script creates under it. One server serves
 //! many runs at once (the sweep driver registers each child).
 
+mod logged_models;
+
 use super::mlflow_search;
 use super::runner::MetricHook;
 use super::store::{MetricPoint, NewRun, RunRecord, RunStatus, Store, StoreError, now_ms};
@@ -185,6 +187,11 @@ pub fn mlflow_env(
         ("MLFLOW_TRACKING_URI".into(), uri.into()),
         ("MLFLOW_TRACKING_TOKEN".into(), token.into()),
         ("MLFLOW_RUN_ID".into(), run.run_id.clone()),
+        // The client would print "View run at <server>/#/…": this server has no UI.
+        (
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT".into(),
+            "true".into(),
+        ),
         ("MLFLOW_EXPERIMENT_ID".into(), run.experiment_id.to_string()),
         ("MLFLOW_EXPERIMENT_NAME".into(), run.experiment_name.clone()),
         (
@@ -347,6 +354,12 @@ fn route(call: &Call<'_>, method: &Method, endpoint: &str) -> ApiResult {
         (false, "runs/log-batch") => call.log_batch(),
         (false, "runs/search") => call.search_runs(),
         (true, "metrics/get-history") => call.metric_history(),
+        (false, "runs/log-inputs") => call.log_inputs(),
+        (false, "runs/outputs") => call.log_outputs(),
+        (false, "runs/log-model") => call.log_model_history(),
+        _ if endpoint == "logged-models" || endpoint.starts_with("logged-models/") => {
+            logged_models::route(call, method, endpoint)
+        }
         _ => Err(ApiError(
             StatusCode::NOT_FOUND,
             "ENDPOINT_NOT_FOUND",
@@ -380,8 +393,12 @@ impl Call<'_> {
 
     /// The run, if this token may write to it (its own run or one it created).
     fn writable_run(&self) -> Result<RunRecord, ApiError> {
-        let run_id = self.run_id_arg()?;
-        let run = self.store().run(&run_id)?;
+        self.check_writable(&self.run_id_arg()?)
+    }
+
+    /// Run `run_id`, if this token may write to it.
+    fn check_writable(&self, run_id: &str) -> Result<RunRecord, ApiError> {
+        let run = self.store().run(run_id)?;
         if run.run_id == self.grant.run_id
             || run.parent_run_id.as_deref() == Some(self.grant.run_id.as_str())
         {
@@ -464,6 +481,8 @@ impl Call<'_> {
                 .map(|(k, v)| json!({"key": k, "value": v}))
                 .collect()
         };
+        drop(store);
+        let (inputs, outputs) = self.run_io_json(&run.run_id)?;
         Ok(json!({
             "info": self.run_info(run),
             "data": {
@@ -471,7 +490,8 @@ impl Call<'_> {
                 "params": kv(&params),
                 "tags": kv(&tags),
             },
-            "inputs": {},
+            "inputs": inputs,
+            "outputs": outputs,
         }))
     }
 
