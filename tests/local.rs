@@ -1042,3 +1042,47 @@ print("outputs", [o.model_id == info.model_id for o in client.get_run(run_id).ou
         "{model_dir:?}"
     );
 }
+
+/// What a real MLflow server refuses or cuts was stored as sent, so a script
+/// that worked here failed on Azure ML; and an ended child's status could not
+/// be changed (`set_terminated` on a FINISHED run was silently ignored).
+#[test]
+fn mlflow_limits_are_mlflows_and_an_ended_child_run_takes_a_new_status() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "limits.py",
+        r#"
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+client = MlflowClient()
+run_id = mlflow.start_run().info.run_id
+mlflow.log_param("long", "p" * 6001)
+mlflow.set_tag("long", "t" * 9000)
+for bad in ["bad$key", "k" * 300, "../escape", "a//b"]:
+    try:
+        mlflow.log_metric(bad, 1.0)
+        print("accepted", bad[:10])
+    except MlflowException as e:
+        print("refused", bad[:10], e.error_code)
+data = client.get_run(run_id).data
+print("lengths", len(data.params["long"]), len(data.tags["long"]))
+with mlflow.start_run(nested=True) as child:
+    pass
+client.set_terminated(child.info.run_id, "FAILED")
+print("child", client.get_run(child.info.run_id).info.status)
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "limits", "limits.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    assert!(!logs.contains("accepted"), "{logs}");
+    assert_eq!(logs.matches("INVALID_PARAMETER_VALUE").count(), 4, "{logs}");
+    assert!(logs.contains("lengths 6000 8000"), "{logs}");
+    assert!(logs.contains("child FAILED"), "{logs}");
+}

@@ -696,6 +696,17 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Change the status of a run that has ended (MLflow's `runs/update` on a
+    /// run a script created); its end time stays.
+    pub fn restate_ended_run(&self, run_id: &str, status: RunStatus) -> StoreResult<()> {
+        let n = self.exec(
+            "UPDATE runs SET status = ?2 WHERE run_id = ?1 \
+             AND status IN ('Completed', 'Failed', 'Canceled')",
+            params![run_id, status.as_str()],
+        )?;
+        self.expect_one(n, run_id)
+    }
+
     /// Remove a run that never started (a sweep's child prepared ahead of a
     /// free slot when the sweep stopped): its record, tags, params and
     /// folder, as if it had never been created. `false` (and nothing done)

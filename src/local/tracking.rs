@@ -566,14 +566,16 @@ impl Call<'_> {
         if run.run_id != self.grant.run_id
             && let Some(status) = self.opt_str("status").and_then(|s| status_from_mlflow(&s))
         {
-            store.finish_run(
-                &run.run_id,
-                &super::store::RunEnd {
-                    status,
-                    exit_code: None,
-                    error: None,
-                },
-            )?;
+            let end = super::store::RunEnd {
+                status,
+                exit_code: None,
+                error: None,
+            };
+            // MLflow lets a client change an ended run's status (set_terminated
+            // on a FINISHED child marks it FAILED); finish_run keeps the first end.
+            if !store.finish_run(&run.run_id, &end)? && status.is_terminal() {
+                store.restate_ended_run(&run.run_id, status)?;
+            }
         }
         let run = store.run(&run.run_id)?;
         drop(store);
@@ -585,6 +587,7 @@ impl Call<'_> {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(invalid("Missing value for required parameter 'key'")),
         };
+        check_key("Metric name", &name)?;
         let value = m
             .get("value")
             .and_then(number_of)
@@ -626,16 +629,14 @@ impl Call<'_> {
 
     fn log_param(&self) -> ApiResult {
         let run = self.writable_run()?;
-        let key = self.str_arg("key")?;
-        let value = self.str_arg("value")?;
+        let (key, value) = param(self.str_arg("key")?, self.str_arg("value")?)?;
         self.store().log_param(&run.run_id, &key, &value)?;
         Ok(json!({}))
     }
 
     fn set_tag(&self) -> ApiResult {
         let run = self.writable_run()?;
-        let key = self.str_arg("key")?;
-        let value = self.str_arg("value")?;
+        let (key, value) = tag(self.str_arg("key")?, self.str_arg("value")?)?;
         let store = self.store();
         store.set_tag(&run.run_id, &key, &value)?;
         if key == "mlflow.runName" {
@@ -695,8 +696,16 @@ impl Call<'_> {
             Some(_) => return Err(invalid("'metrics' must be a list")),
             None => Vec::new(),
         };
-        let params = self.key_values("params")?;
-        let tags = self.key_values("tags")?;
+        let params = self
+            .key_values("params")?
+            .into_iter()
+            .map(|(k, v)| param(k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tags = self
+            .key_values("tags")?
+            .into_iter()
+            .map(|(k, v)| tag(k, v))
+            .collect::<Result<Vec<_>, _>>()?;
         {
             let store = self.store();
             for (k, v) in &params {
@@ -768,6 +777,58 @@ impl Call<'_> {
         }
         Ok(out)
     }
+}
+
+/// MLflow's limits (`mlflow.utils.validation`), so a script that logs here
+/// also logs on a real MLflow server or Azure ML: keys up to 250 characters
+/// of letters, digits and `_-. :/`, not a path that resolves to another name.
+const MAX_KEY_LENGTH: usize = 250;
+/// Longer param and tag values are cut to these lengths, as MLflow does by default.
+const MAX_PARAM_VALUE_LENGTH: usize = 6000;
+const MAX_TAG_VALUE_LENGTH: usize = 8000;
+
+fn check_key(what: &str, key: &str) -> Result<(), ApiError> {
+    let allowed = |c: char| c.is_alphanumeric() || "_-. :/".contains(c);
+    if !key.chars().all(allowed) {
+        return Err(invalid(format!(
+            "Invalid value \"{key}\" for parameter 'key' supplied: Names may only contain \
+             alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
+        )));
+    }
+    if key.starts_with('/')
+        || key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(invalid(format!(
+            "Invalid value \"{key}\" for parameter 'key' supplied: Names may be treated as files \
+             in certain cases, and must not resolve to other names when treated as such."
+        )));
+    }
+    if key.chars().count() > MAX_KEY_LENGTH {
+        return Err(invalid(format!(
+            "{what} '{}...' exceeds the maximum length of {MAX_KEY_LENGTH}",
+            key.chars().take(100).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+fn truncated(value: String, limit: usize) -> String {
+    match value.char_indices().nth(limit) {
+        Some((cut, _)) => value[..cut].to_string(),
+        None => value,
+    }
+}
+
+fn param(key: String, value: String) -> Result<(String, String), ApiError> {
+    check_key("Param key", &key)?;
+    Ok((key, truncated(value, MAX_PARAM_VALUE_LENGTH)))
+}
+
+fn tag(key: String, value: String) -> Result<(String, String), ApiError> {
+    check_key("Tag key", &key)?;
+    Ok((key, truncated(value, MAX_TAG_VALUE_LENGTH)))
 }
 
 /// MLflow's run status names for v1's.
