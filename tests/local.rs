@@ -1086,3 +1086,52 @@ print("child", client.get_run(child.info.run_id).info.status)
     assert!(logs.contains("lengths 6000 8000"), "{logs}");
     assert!(logs.contains("child FAILED"), "{logs}");
 }
+
+/// `experiments/search` returned every experiment whatever the filter, and
+/// experiment tags were dropped (`set_experiment_tag` was a 404).
+#[test]
+fn mlflow_experiments_are_searched_with_filters_order_and_paging_and_keep_their_tags() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "exps.py",
+        r#"
+import time
+import mlflow
+from mlflow import MlflowClient
+client = MlflowClient()
+for name in ["zeta", "alpha", "beta"]:
+    client.create_experiment(name, tags={"team": "a" if name != "beta" else "b"})
+    time.sleep(0.01)
+client.set_experiment_tag(client.get_experiment_by_name("beta").experiment_id, "stage", "prod")
+names = lambda exps: [e.name for e in exps]
+print("by name", names(mlflow.search_experiments(filter_string="name = 'alpha'")))
+print("like", names(mlflow.search_experiments(filter_string="name LIKE '%eta'", order_by=["name ASC"])))
+print("tag", names(mlflow.search_experiments(filter_string="tags.team = 'a'", order_by=["name DESC"])))
+print("first", names(mlflow.search_experiments(max_results=1)))
+print("stage", sorted(client.get_experiment_by_name("beta").tags.items()))
+page = client.search_experiments(max_results=2)
+rest = client.search_experiments(max_results=2, page_token=page.token)
+print("pages", len(page), page.token is not None, len(rest))
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "exps", "exps.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    for line in [
+        "by name ['alpha']",
+        "like ['beta', 'zeta']",
+        "tag ['zeta', 'alpha']",
+        // Newest first, as MLflow's default order.
+        "first ['beta']",
+        "stage [('stage', 'prod'), ('team', 'b')]",
+        // exps (the run's own), zeta, alpha, beta.
+        "pages 2 True 2",
+    ] {
+        assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
+    }
+}

@@ -104,6 +104,11 @@ const MODEL_ATTRIBUTES: &[&str] = &[
     "last_updated_time",
 ];
 
+/// The experiment attributes (`SearchExperimentsUtils`); an experiment is
+/// searched as `{"info": {attributes}, "data": {"tags"}}`.
+const EXPERIMENT_ATTRIBUTES: &[&str] =
+    &["name", "experiment_id", "creation_time", "last_update_time"];
+
 /// Attributes compared as numbers.
 const NUMERIC_ATTRIBUTES: &[&str] = &[
     "start_time",
@@ -112,6 +117,7 @@ const NUMERIC_ATTRIBUTES: &[&str] = &[
     "creation_time",
     "last_updated_timestamp",
     "last_updated_time",
+    "last_update_time",
 ];
 
 /// Parse a `runs/search` filter string; an empty one matches every run.
@@ -122,6 +128,11 @@ pub fn parse_filter(text: &str) -> Result<Filter, String> {
 /// Parse a `logged-models/search` filter string (its own attributes).
 pub fn parse_model_filter(text: &str) -> Result<Filter, String> {
     parse_filter_over(text, MODEL_ATTRIBUTES)
+}
+
+/// Parse an `experiments/search` filter string.
+pub fn parse_experiment_filter(text: &str) -> Result<Filter, String> {
+    parse_filter_over(text, EXPERIMENT_ATTRIBUTES)
 }
 
 fn parse_filter_over(text: &str, attributes: &[&str]) -> Result<Filter, String> {
@@ -161,25 +172,59 @@ impl Filter {
 /// lacking a value sort last; ties (and no terms) fall back to MLflow's
 /// default, newest start first, then run id.
 pub fn sort_runs(runs: &mut [Value], order_by: &[String]) -> Result<(), String> {
-    let mut terms = Vec::new();
-    for term in order_by {
-        terms.push(parse_order_term(term, RUN_ATTRIBUTES)?);
-    }
-    runs.sort_by(|a, b| {
-        for (key, ascending) in &terms {
+    let terms = order_terms(order_by, RUN_ATTRIBUTES)?;
+    sort_by_terms(runs, &terms, |a, b| {
+        let start = |r: &Value| r["info"]["start_time"].as_i64().unwrap_or(i64::MIN);
+        start(b)
+            .cmp(&start(a))
+            .then_with(|| text_at(a, "run_id").cmp(&text_at(b, "run_id")))
+    });
+    Ok(())
+}
+
+/// Experiments by `order_by` terms (`name`, `creation_time DESC`, …), then
+/// MLflow's default: newest first, then by id.
+pub fn sort_experiments(experiments: &mut [Value], order_by: &[String]) -> Result<(), String> {
+    let terms = order_terms(order_by, EXPERIMENT_ATTRIBUTES)?;
+    sort_by_terms(experiments, &terms, |a, b| {
+        let created = |e: &Value| e["info"]["creation_time"].as_i64().unwrap_or(i64::MIN);
+        let id = |e: &Value| {
+            text_at(e, "experiment_id")
+                .parse::<i64>()
+                .unwrap_or(i64::MAX)
+        };
+        created(b).cmp(&created(a)).then_with(|| id(a).cmp(&id(b)))
+    });
+    Ok(())
+}
+
+fn order_terms(order_by: &[String], attributes: &[&str]) -> Result<Vec<(Key, bool)>, String> {
+    order_by
+        .iter()
+        .map(|term| parse_order_term(term, attributes))
+        .collect()
+}
+
+/// Sort by each term in turn; `tiebreak` orders what the terms leave equal.
+fn sort_by_terms(
+    items: &mut [Value],
+    terms: &[(Key, bool)],
+    tiebreak: impl Fn(&Value, &Value) -> Ordering,
+) {
+    items.sort_by(|a, b| {
+        for (key, ascending) in terms {
             let ord = compare_for_sort(key.lookup(a), key.lookup(b), *ascending);
             if ord != Ordering::Equal {
                 return ord;
             }
         }
-        let start = |r: &Value| r["info"]["start_time"].as_i64().unwrap_or(i64::MIN);
-        start(b).cmp(&start(a)).then_with(|| r_id(a).cmp(r_id(b)))
+        tiebreak(a, b)
     });
-    Ok(())
 }
 
-fn r_id(run: &Value) -> &str {
-    run["info"]["run_id"].as_str().unwrap_or("")
+/// `item["info"][field]` as text ("" when absent).
+fn text_at(item: &Value, field: &str) -> String {
+    item["info"][field].as_str().unwrap_or("").to_string()
 }
 
 /// Logged models by `order_by` entries (`{"field_name", "ascending"}`), then
@@ -190,16 +235,11 @@ pub fn sort_models(models: &mut [Value], order_by: &[(String, bool)]) -> Result<
         let (key, _) = parse_order_term(field, MODEL_ATTRIBUTES)?;
         terms.push((key, *ascending));
     }
-    models.sort_by(|a, b| {
-        for (key, ascending) in &terms {
-            let ord = compare_for_sort(key.lookup(a), key.lookup(b), *ascending);
-            if ord != Ordering::Equal {
-                return ord;
-            }
-        }
+    sort_by_terms(models, &terms, |a, b| {
         let created = |m: &Value| m["info"]["creation_timestamp"].as_i64().unwrap_or(i64::MIN);
-        let id = |m: &Value| m["info"]["model_id"].as_str().unwrap_or("").to_string();
-        created(b).cmp(&created(a)).then_with(|| id(a).cmp(&id(b)))
+        created(b)
+            .cmp(&created(a))
+            .then_with(|| text_at(a, "model_id").cmp(&text_at(b, "model_id")))
     });
     Ok(())
 }
@@ -593,7 +633,33 @@ mod tests {
     }
 
     fn ids(runs: &[Value]) -> Vec<&str> {
-        runs.iter().map(r_id).collect()
+        runs.iter()
+            .map(|r| r["info"]["run_id"].as_str().unwrap_or(""))
+            .collect()
+    }
+
+    /// Runs, logged models and experiments each have their own attributes.
+    #[test]
+    fn each_entity_filters_on_its_own_attributes() {
+        assert!(parse_filter("run_name = 'a'").is_ok());
+        assert!(parse_filter("source_run_id = 'a'").is_err());
+        let model = json!({
+            "info": {"name": "model", "source_run_id": "r1", "creation_time": 5},
+            "data": {"params": [{"key": "lr", "value": "0.1"}], "metrics": [], "tags": []},
+        });
+        let filter =
+            parse_model_filter("name = 'model' AND source_run_id = 'r1' AND creation_time > 4")
+                .expect("parses");
+        assert!(filter.matches(&model));
+        assert!(
+            !parse_model_filter("params.lr = '0.2'")
+                .expect("parses")
+                .matches(&model)
+        );
+        assert!(parse_model_filter("run_name = 'a'").is_err());
+        assert!(parse_experiment_filter("name LIKE 'a%' AND tags.team = 'x'").is_ok());
+        assert!(parse_experiment_filter("creation_time > 'soon'").is_err());
+        assert!(parse_experiment_filter("status = 'x'").is_err());
     }
 
     #[test]

@@ -139,6 +139,12 @@ CREATE TABLE run_io (
     doc    TEXT NOT NULL
 );
 CREATE INDEX run_io_by_run ON run_io(run_id);
+CREATE TABLE experiment_tags (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    key           TEXT NOT NULL,
+    value         TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, key)
+);
 "#,
 ];
 
@@ -959,7 +965,35 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    // ---- MLflow logged models and run inputs/outputs ------------------------
+    // ---- MLflow experiment tags, logged models, run inputs/outputs ----------
+
+    pub fn set_experiment_tag(
+        &self,
+        experiment_id: i64,
+        key: &str,
+        value: &str,
+    ) -> StoreResult<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO experiment_tags(experiment_id, key, value) VALUES (?1, ?2, ?3)",
+            params![experiment_id, key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_experiment_tag(&self, experiment_id: i64, key: &str) -> StoreResult<bool> {
+        Ok(self.exec(
+            "DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2",
+            params![experiment_id, key],
+        )? == 1)
+    }
+
+    pub fn experiment_tags(&self, experiment_id: i64) -> StoreResult<BTreeMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM experiment_tags WHERE experiment_id = ?1")?;
+        let rows = stmt.query_map([experiment_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 
     /// Insert or replace a logged model's document.
     pub fn put_logged_model(

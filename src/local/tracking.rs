@@ -344,6 +344,8 @@ fn route(call: &Call<'_>, method: &Method, endpoint: &str) -> ApiResult {
         (true, "experiments/get") => call.experiment_by_id(),
         (false, "experiments/create") => call.create_experiment(),
         (_, "experiments/search") => call.search_experiments(),
+        (false, "experiments/set-experiment-tag") => call.set_experiment_tag(),
+        (false, "experiments/delete-experiment-tag") => call.delete_experiment_tag(),
         (false, "runs/create") => call.create_run(),
         (true, "runs/get") => call.get_run(),
         (false, "runs/update") => call.update_run(),
@@ -412,16 +414,31 @@ impl Call<'_> {
         }
     }
 
-    fn experiment_json(&self, exp: &super::store::Experiment) -> Value {
-        json!({
+    fn experiment_json(&self, exp: &super::store::Experiment) -> Result<Value, ApiError> {
+        let tags: Vec<Value> = self
+            .store()
+            .experiment_tags(exp.id)?
+            .into_iter()
+            .map(|(key, value)| json!({"key": key, "value": value}))
+            .collect();
+        Ok(json!({
             "experiment_id": exp.id.to_string(),
             "name": exp.name,
             "artifact_location": format!("file://{}", self.shared.root.join("runs").display()),
             "lifecycle_stage": "active",
             "creation_time": exp.created_ms,
             "last_update_time": exp.created_ms,
-            "tags": [],
-        })
+            "tags": tags,
+        }))
+    }
+
+    /// The experiment named by the `experiment_id` argument.
+    fn experiment_arg(&self) -> Result<super::store::Experiment, ApiError> {
+        let id = self.str_arg("experiment_id")?;
+        id.parse::<i64>()
+            .ok()
+            .and_then(|n| self.store().experiment_by_id(n).ok().flatten())
+            .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))
     }
 
     fn experiment_by_name(&self) -> ApiResult {
@@ -430,17 +447,31 @@ impl Call<'_> {
             .store()
             .experiment_by_name(&name)?
             .ok_or_else(|| not_found(format!("Could not find experiment with name '{name}'")))?;
-        Ok(json!({"experiment": self.experiment_json(&exp)}))
+        Ok(json!({"experiment": self.experiment_json(&exp)?}))
     }
 
     fn experiment_by_id(&self) -> ApiResult {
-        let id = self.str_arg("experiment_id")?;
-        let exp = id
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| self.store().experiment_by_id(n).ok().flatten())
-            .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?;
-        Ok(json!({"experiment": self.experiment_json(&exp)}))
+        let exp = self.experiment_arg()?;
+        Ok(json!({"experiment": self.experiment_json(&exp)?}))
+    }
+
+    fn set_experiment_tag(&self) -> ApiResult {
+        let exp = self.experiment_arg()?;
+        let (key, value) = tag(self.str_arg("key")?, self.str_arg("value")?)?;
+        self.store().set_experiment_tag(exp.id, &key, &value)?;
+        Ok(json!({}))
+    }
+
+    fn delete_experiment_tag(&self) -> ApiResult {
+        let exp = self.experiment_arg()?;
+        let key = self.str_arg("key")?;
+        if !self.store().delete_experiment_tag(exp.id, &key)? {
+            return Err(not_found(format!(
+                "No tag with name: {key} in experiment with id {}",
+                exp.id
+            )));
+        }
+        Ok(json!({}))
     }
 
     fn create_experiment(&self) -> ApiResult {
@@ -448,7 +479,13 @@ impl Call<'_> {
         if name.trim().is_empty() {
             return Err(invalid("Invalid experiment name: ''"));
         }
-        let (exp, created) = self.store().ensure_experiment(&name)?;
+        let tags = self
+            .key_values("tags")?
+            .into_iter()
+            .map(|(k, v)| tag(k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let store = self.store();
+        let (exp, created) = store.ensure_experiment(&name)?;
         if !created {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
@@ -456,13 +493,72 @@ impl Call<'_> {
                 format!("Experiment '{name}' already exists."),
             ));
         }
+        for (key, value) in &tags {
+            store.set_experiment_tag(exp.id, key, value)?;
+        }
         Ok(json!({"experiment_id": exp.id.to_string()}))
     }
 
+    /// `experiments/search`: MLflow's filter (`name`, `creation_time`,
+    /// `tags.x` …), `order_by`, `max_results` and paging.
     fn search_experiments(&self) -> ApiResult {
+        let filter =
+            mlflow_search::parse_experiment_filter(&self.opt_str("filter").unwrap_or_default())
+                .map_err(invalid)?;
+        let order_by: Vec<String> = match self.args.get("order_by") {
+            Some(Value::Array(terms)) => terms
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            Some(Value::String(term)) => vec![term.clone()],
+            _ => Vec::new(),
+        };
+        let deleted_only = self.opt_str("view_type").as_deref() == Some("DELETED_ONLY");
         let all = self.store().list_experiments()?;
-        let exps: Vec<Value> = all.iter().map(|e| self.experiment_json(e)).collect();
-        Ok(json!({"experiments": exps}))
+        let mut matched = Vec::new();
+        for exp in &all {
+            let json = self.experiment_json(exp)?;
+            let view = json!({
+                "info": {
+                    "name": json["name"],
+                    "experiment_id": json["experiment_id"],
+                    "creation_time": json["creation_time"],
+                    "last_update_time": json["last_update_time"],
+                },
+                "data": {"tags": json["tags"]},
+                "experiment": json,
+            });
+            if !deleted_only && filter.matches(&view) {
+                matched.push(view);
+            }
+        }
+        mlflow_search::sort_experiments(&mut matched, &order_by).map_err(invalid)?;
+        let (page, next) = self.page_of(matched, 1000);
+        let experiments: Vec<Value> = page.into_iter().map(|v| v["experiment"].clone()).collect();
+        let mut out = json!({"experiments": experiments});
+        if let Some(token) = next {
+            out["next_page_token"] = json!(token);
+        }
+        Ok(out)
+    }
+
+    /// One page of `items` by the `max_results` and `page_token` arguments,
+    /// and the token of the next page when there is one.
+    fn page_of(&self, items: Vec<Value>, default_size: usize) -> (Vec<Value>, Option<String>) {
+        let size = self
+            .args
+            .get("max_results")
+            .and_then(number_of)
+            .map_or(default_size, |n| n as usize)
+            .max(1);
+        let offset: usize = self
+            .opt_str("page_token")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let total = items.len();
+        let page = items.into_iter().skip(offset).take(size).collect();
+        let next = (offset + size < total).then(|| (offset + size).to_string());
+        (page, next)
     }
 
     fn run_json(&self, run: &RunRecord) -> Result<Value, ApiError> {
@@ -747,16 +843,6 @@ impl Call<'_> {
         };
         // No run is ever soft-deleted here, so only DELETED_ONLY changes the answer.
         let deleted_only = self.opt_str("run_view_type").as_deref() == Some("DELETED_ONLY");
-        let max_results = self
-            .args
-            .get("max_results")
-            .and_then(number_of)
-            .map(|n| n as usize)
-            .unwrap_or(1000);
-        let offset: usize = self
-            .opt_str("page_token")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
         let runs = self.store().list_runs(&Default::default())?;
         let mut matched = Vec::new();
         for run in runs {
@@ -769,11 +855,10 @@ impl Call<'_> {
             }
         }
         mlflow_search::sort_runs(&mut matched, &order_by).map_err(invalid)?;
-        let total = matched.len();
-        let page: Vec<Value> = matched.into_iter().skip(offset).take(max_results).collect();
+        let (page, next) = self.page_of(matched, 1000);
         let mut out = json!({"runs": page});
-        if offset + max_results < total {
-            out["next_page_token"] = json!((offset + max_results).to_string());
+        if let Some(token) = next {
+            out["next_page_token"] = json!(token);
         }
         Ok(out)
     }

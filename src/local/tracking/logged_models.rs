@@ -247,16 +247,6 @@ impl Call<'_> {
                 .collect(),
             _ => Vec::new(),
         };
-        let max_results = self
-            .args
-            .get("max_results")
-            .and_then(super::number_of)
-            .map_or(100, |n| n as usize)
-            .max(1);
-        let offset: usize = self
-            .opt_str("page_token")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
         let mut by_id: HashMap<String, Value> = HashMap::new();
         let mut views = Vec::new();
         for model in self.store().logged_models(&experiment_ids)? {
@@ -271,16 +261,14 @@ impl Call<'_> {
             }
         }
         mlflow_search::sort_models(&mut views, &order_by).map_err(invalid)?;
-        let total = views.len();
-        let page: Vec<Value> = views
+        let (page, next) = self.page_of(views, 100);
+        let models: Vec<Value> = page
             .iter()
-            .skip(offset)
-            .take(max_results)
             .filter_map(|view| by_id.remove(view["info"]["model_id"].as_str()?))
             .collect();
-        let mut out = json!({"models": page});
-        if offset + max_results < total {
-            out["next_page_token"] = json!((offset + max_results).to_string());
+        let mut out = json!({"models": models});
+        if let Some(token) = next {
+            out["next_page_token"] = json!(token);
         }
         Ok(out)
     }
