@@ -1135,3 +1135,47 @@ print("pages", len(page), page.token is not None, len(rest))
         assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
     }
 }
+
+/// A run nested two levels deep was filed under the top run (its
+/// `mlflow.parentRunId` tag said the middle one), and a third level could
+/// not be written to at all.
+#[test]
+fn mlflow_runs_nested_three_deep_keep_their_tree_and_stay_writable() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "deep.py",
+        r#"
+import mlflow
+with mlflow.start_run():  # the azml run (MLFLOW_RUN_ID)
+    with mlflow.start_run(nested=True, run_name="middle") as middle:
+        with mlflow.start_run(nested=True, run_name="inner") as inner:
+            with mlflow.start_run(nested=True, run_name="innermost"):
+                mlflow.log_metric("depth", 3)
+            mlflow.log_metric("depth", 2)
+        print("parent of inner is middle", mlflow.get_parent_run(inner.info.run_id).info.run_id == middle.info.run_id)
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "deep", "deep.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    assert!(logs.contains("parent of inner is middle True"), "{logs}");
+    let top = submit_json(&out)["runId"].as_str().unwrap().to_string();
+    let only_child = |parent: &str| {
+        let children = p.json(&["run", "list", "--parent-run-id", parent]);
+        assert_eq!(children.as_array().unwrap().len(), 1, "{children}");
+        children[0].clone()
+    };
+    let middle = only_child(&top);
+    assert_eq!(middle["displayName"], "middle");
+    let inner = only_child(middle["runId"].as_str().unwrap());
+    assert_eq!(inner["displayName"], "inner");
+    let innermost = only_child(inner["runId"].as_str().unwrap());
+    assert_eq!(innermost["displayName"], "innermost");
+    let metrics = p.show(innermost["runId"].as_str().unwrap())["metrics"].clone();
+    assert_eq!(metrics, json!({"depth": 3.0}));
+}

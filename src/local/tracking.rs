@@ -399,19 +399,26 @@ impl Call<'_> {
     }
 
     /// Run `run_id`, if this token may write to it.
+    /// A token may write to its own run and to every run below it (runs a
+    /// script nests, at any depth), never to a sibling or a parent.
     fn check_writable(&self, run_id: &str) -> Result<RunRecord, ApiError> {
-        let run = self.store().run(run_id)?;
-        if run.run_id == self.grant.run_id
-            || run.parent_run_id.as_deref() == Some(self.grant.run_id.as_str())
-        {
-            Ok(run)
-        } else {
-            Err(ApiError(
-                StatusCode::FORBIDDEN,
-                "PERMISSION_DENIED",
-                format!("this token may not write to run '{run_id}'"),
-            ))
+        /// Deeper nesting than any script makes; bounds the walk up.
+        const MAX_DEPTH: usize = 64;
+        let store = self.store();
+        let run = store.run(run_id)?;
+        let mut current = Some(run.run_id.clone());
+        for _ in 0..MAX_DEPTH {
+            let Some(id) = current else { break };
+            if id == self.grant.run_id {
+                return Ok(run);
+            }
+            current = store.run(&id)?.parent_run_id;
         }
+        Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            format!("this token may not write to run '{run_id}'"),
+        ))
     }
 
     fn experiment_json(&self, exp: &super::store::Experiment) -> Result<Value, ApiError> {
@@ -618,9 +625,23 @@ impl Call<'_> {
     }
 
     /// A script's `mlflow.start_run()` without `MLFLOW_RUN_ID` (or a nested
-    /// run) becomes a child run of the azml run that owns the token.
+    /// run) becomes a child run: of the run its `mlflow.parentRunId` tag names
+    /// when the token may write there (nesting keeps its shape), else of the
+    /// azml run that owns the token.
     fn create_run(&self) -> ApiResult {
-        let parent = self.store().run(&self.grant.run_id)?;
+        let tags = self
+            .key_values("tags")?
+            .into_iter()
+            .map(|(k, v)| tag(k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let nested_in = tags
+            .iter()
+            .find(|(k, _)| k == "mlflow.parentRunId")
+            .and_then(|(_, parent)| self.check_writable(parent).ok());
+        let parent = match nested_in {
+            Some(run) => run,
+            None => self.store().run(&self.grant.run_id)?,
+        };
         let experiment = match self.opt_str("experiment_id") {
             Some(id) => {
                 id.parse::<i64>()
@@ -631,7 +652,6 @@ impl Call<'_> {
             }
             None => parent.experiment_name.clone(),
         };
-        let tags = self.key_values("tags")?;
         let new = NewRun {
             run_id: super::new_run_id(&experiment),
             experiment,
