@@ -105,7 +105,7 @@ pub struct SubmitHyperdriveArgs {
     /// The hdconfig file: a path, else the last file under --path whose name ends with this.
     #[arg(long, value_name = "FILE")]
     pub hyperdrive_configuration_name: String,
-    /// Seed for the sampler, so the same seed proposes the same runs (an azml addition).
+    /// Seed for the sampler, so the same seed proposes the same runs (an azml addition; a Bayesian sweep only with max_concurrent_runs 1).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     #[command(flatten)]

@@ -164,7 +164,12 @@ impl PolicySpec {
 }
 
 /// Cancel when the run's best-so-far is outside the slack of `best_k`, the
-/// best value any run reached by interval k.
+/// best value any run reached by interval k. A slack factor is a fraction of
+/// the best value's size: for a non-negative best exactly the documented
+/// `best / (1 + f)` (maximize) and `best · (1 + f)` (minimize); for a negative
+/// one (negated errors, log-likelihoods) those formulas would put the
+/// threshold on the wrong side of the best and cancel the leader itself, so
+/// the same distance is taken from |best|.
 fn bandit(goal: Goal, slack: Slack, k: usize, own: &[f64], runs: &[&[f64]]) -> Decision {
     let value = primary_metric(own, goal).unwrap_or(f64::NAN);
     let best_k = runs
@@ -173,11 +178,19 @@ fn bandit(goal: Goal, slack: Slack, k: usize, own: &[f64], runs: &[&[f64]]) -> D
         .reduce(|a, b| goal.pick(a, b))
         .unwrap_or(value);
     let (threshold, rule) = match (goal, slack) {
+        (Goal::Maximize, Slack::Factor(f)) if best_k < 0.0 => (
+            best_k - best_k.abs() * f / (1.0 + f),
+            format!("best {} - |best| * {f} / (1 + {f})", short(best_k)),
+        ),
         (Goal::Maximize, Slack::Factor(f)) => (
             best_k / (1.0 + f),
             format!("best {} / (1 + {f})", short(best_k)),
         ),
         (Goal::Maximize, Slack::Amount(a)) => (best_k - a, format!("best {} - {a}", short(best_k))),
+        (Goal::Minimize, Slack::Factor(f)) if best_k < 0.0 => (
+            best_k + best_k.abs() * f,
+            format!("best {} + |best| * {f}", short(best_k)),
+        ),
         (Goal::Minimize, Slack::Factor(f)) => (
             best_k * (1.0 + f),
             format!("best {} * (1 + {f})", short(best_k)),
@@ -331,6 +344,35 @@ mod tests {
         let a = bandit(Slack::Amount(0.2), 1, 0);
         let d = decide(&a, Goal::Minimize, 1, &[&[0.5], &[0.71]]).expect("evaluated");
         assert!((d.reason.threshold - 0.7).abs() < 1e-12 && d.cancel);
+    }
+
+    /// With negative values the documented formulas put the threshold above
+    /// the best (maximize: -0.3 / 1.2 = -0.25) and cancelled every run,
+    /// the leader included.
+    #[test]
+    fn bandit_slack_factor_with_negative_values_never_cancels_the_leader() {
+        let p = bandit(Slack::Factor(0.2), 1, 0);
+        // Maximize, best -0.3: the slack is 0.3 · 0.2 / 1.2 = 0.05 → threshold -0.35.
+        let leader = decide(&p, Goal::Maximize, 1, &[&[-0.3], &[-0.3]]).expect("evaluated");
+        assert!(!leader.cancel, "{:?}", leader.reason);
+        assert!((leader.reason.threshold + 0.35).abs() < 1e-12);
+        let near = decide(&p, Goal::Maximize, 1, &[&[-0.3], &[-0.34]]).expect("evaluated");
+        assert!(!near.cancel);
+        let far = decide(&p, Goal::Maximize, 1, &[&[-0.3], &[-0.36]]).expect("evaluated");
+        assert!(far.cancel);
+        // Minimize, best -1: threshold -1 + 1 · 0.2 = -0.8.
+        let best = decide(&p, Goal::Minimize, 1, &[&[-1.0], &[-1.0]]).expect("evaluated");
+        assert!(!best.cancel && (best.reason.threshold + 0.8).abs() < 1e-12);
+        assert!(
+            decide(&p, Goal::Minimize, 1, &[&[-1.0], &[-0.7]])
+                .expect("evaluated")
+                .cancel
+        );
+        assert!(
+            !decide(&p, Goal::Minimize, 1, &[&[-1.0], &[-0.9]])
+                .expect("evaluated")
+                .cancel
+        );
     }
 
     #[test]
