@@ -417,6 +417,17 @@ const MALFORMED_CASES: &[MalformedCase] = &[
         Some((3, 1)),
         "`environment` is required but missing; `enviroment` looks like a misspelling",
     ),
+    // min + (max - min) · u and mu + sigma · z past f64::MAX: the script got `None`.
+    (
+        "hd-uniform-range-overflow.hdconfig.yml",
+        Some((6, 14)),
+        "`sampling.parameter_space[0].values`: uniform needs max - min to be a finite number, found min -1e308",
+    ),
+    (
+        "hd-normal-sigma-overflow.hdconfig.yml",
+        Some((6, 17)),
+        "`sampling.parameter_space[0].values`: normal with sigma 1e308 reaches beyond",
+    ),
     // exp() past f64::MAX, or round(x / q) past it: the script was handed `None`.
     (
         "hd-loguniform-overflow.hdconfig.yml",

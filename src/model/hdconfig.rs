@@ -618,6 +618,18 @@ impl Args<'_> {
             "normal" | "lognormal" => {
                 let [mu, sigma] = self.numbers(["mu", "sigma"])?;
                 self.positive(sigma, "sigma", 1)?;
+                if !(mu.abs() + NORMAL_REACH * sigma).is_finite() {
+                    return Err(self.doc.error(
+                        self.nodes[1].pos,
+                        format!(
+                            "`{}`: {} with sigma {} reaches beyond the largest number",
+                            self.path,
+                            self.name,
+                            readable(sigma)
+                        ),
+                        "use a smaller sigma",
+                    ));
+                }
                 if self.name == "lognormal" {
                     self.exp_fits(mu + NORMAL_REACH * sigma, 0)?;
                 }
@@ -719,6 +731,20 @@ impl Args<'_> {
     }
 
     fn ordered(&self, min: f64, max: f64) -> Result<(), ModelError> {
+        if min < max && !(max - min).is_finite() {
+            // A sample is min + (max - min) · u: past f64::MAX the script got `None`.
+            return Err(self.doc.error(
+                self.nodes[0].pos,
+                format!(
+                    "`{}`: {} needs max - min to be a finite number, found min {} and max {}",
+                    self.path,
+                    self.name,
+                    readable(min),
+                    readable(max)
+                ),
+                "narrow the range",
+            ));
+        }
         if min < max {
             return Ok(());
         }
