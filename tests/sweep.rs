@@ -367,7 +367,7 @@ fn a_freed_slot_starts_the_next_child_without_waiting_for_the_others() {
     p.write("sleep.py", SLEEP_SCRIPT);
     p.write(
         "hd.yml",
-        "sampling: {type: grid, parameter_space: [{name: seconds, expression: choice, values: [6, 0.1, 0.1]}]}\n\
+        "sampling: {type: grid, parameter_space: [{name: seconds, expression: choice, values: [6, 0.1, 0.2]}]}\n\
          primary_metric_name: acc\nprimary_metric_goal: maximize\nmax_total_runs: 3\nmax_concurrent_runs: 2\n",
     );
     let (out, parent) = submit(

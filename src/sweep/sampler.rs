@@ -281,6 +281,7 @@ fn grid_point(space: &[Parameter], mut index: u64) -> Vec<Value> {
 mod tests {
     use super::*;
     use crate::sweep::rng::seeded;
+    use serde_json::json;
 
     fn param(name: &str, expression: Expression) -> Parameter {
         Parameter {
@@ -397,6 +398,49 @@ mod tests {
         assert_eq!(got.len(), 12);
         let distinct: HashSet<String> = got.iter().map(|v| config_key(v)).collect();
         assert_eq!(distinct.len(), 12);
+    }
+
+    /// `quniform [0, 1, 1]` has two values and `choice [1, 1, 2]` two
+    /// distinct ones: random repeated them, grid ran 1 twice.
+    #[test]
+    fn quantized_and_duplicate_choice_spaces_are_finite_and_never_repeat() {
+        let q = param(
+            "x",
+            Expression::QUniform {
+                min: 0.0,
+                max: 1.0,
+                q: 1.0,
+            },
+        );
+        let mut runs = run(&mut RandomSampler::new(&[q]), 3, 6);
+        runs.sort_by_key(|r| r[0].as_i64());
+        assert_eq!(runs, vec![vec![json!(0)], vec![json!(1)]]);
+        let logq = param(
+            "y",
+            Expression::QLogUniform {
+                min: 0.0,
+                max: 0.1,
+                q: 1.0,
+            },
+        );
+        assert_eq!(
+            run(&mut RandomSampler::new(&[logq]), 3, 6),
+            vec![vec![json!(1)]]
+        );
+        let dup = param("z", Expression::Choice(vec![json!(1), json!(1), json!(2)]));
+        let grid = run(&mut GridSampler::new(std::slice::from_ref(&dup)), 0, 10);
+        assert_eq!(grid, vec![vec![json!(1)], vec![json!(2)]]);
+        assert_eq!(run(&mut RandomSampler::new(&[dup]), 5, 10).len(), 2);
+        // A fine quantization is still sampled as a continuous space.
+        let fine = param(
+            "w",
+            Expression::QUniform {
+                min: 0.0,
+                max: 1.0e9,
+                q: 1.0,
+            },
+        );
+        assert_eq!(cardinality(&[fine]), None);
     }
 
     #[test]

@@ -75,15 +75,47 @@ impl Expression {
         }
     }
 
-    /// Every value the expression can produce, when that set is finite
-    /// (`choice`, `randint`); `None` for the continuous forms.
+    /// Every value the expression can produce, when that set is finite:
+    /// `choice` (each value once, in the order written), `randint`, and the
+    /// bounded quantized forms `quniform`/`qloguniform` (so random sampling
+    /// never repeats them either and stops when they are used up); `None` for
+    /// the continuous and unbounded forms.
     pub fn finite_values(&self) -> Option<Vec<Value>> {
         match self {
-            Expression::Choice(values) => Some(values.clone()),
+            Expression::Choice(values) => {
+                let mut distinct: Vec<Value> = Vec::with_capacity(values.len());
+                for v in values {
+                    if !distinct.contains(v) {
+                        distinct.push(v.clone());
+                    }
+                }
+                Some(distinct)
+            }
             Expression::RandInt { upper } => Some((0..(*upper).max(1)).map(Value::from).collect()),
+            Expression::QUniform { min, max, q } => quantized_steps(min / q, max / q, *q),
+            Expression::QLogUniform { min, max, q } => {
+                quantized_steps(min.exp() / q, max.exp() / q, *q)
+            }
             _ => None,
         }
     }
+}
+
+/// Quantized spaces with more values than this are sampled as continuous.
+const MAX_ENUMERATED_STEPS: f64 = 1_000_000.0;
+
+/// The values `round(x / q) · q` takes for `x / q` in `[lo, hi]`.
+fn quantized_steps(lo: f64, hi: f64, q: f64) -> Option<Vec<Value>> {
+    let (first, last) = (lo.round(), hi.round());
+    let count = last - first + 1.0;
+    if !count.is_finite() || !(1.0..=MAX_ENUMERATED_STEPS).contains(&count) {
+        return None;
+    }
+    Some(
+        (0..count as i64)
+            .map(|i| quantize((first + i as f64) * q, q))
+            .collect(),
+    )
 }
 
 fn uniform(rng: &mut SweepRng, min: f64, max: f64) -> f64 {
