@@ -413,6 +413,11 @@ const MALFORMED_CASES: &[MalformedCase] = &[
         "`primary_metric_name` is required but missing; `primary_metric_nam` looks like",
     ),
     (
+        "hd-space-misspelt.hdconfig.yml",
+        Some((3, 3)),
+        "`sampling.parameter_space` is required but missing; `parameter_spaces` looks like",
+    ),
+    (
         "rc-environment-misspelt.runconfig",
         Some((3, 1)),
         "`environment` is required but missing; `enviroment` looks like a misspelling",

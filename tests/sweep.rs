@@ -548,6 +548,28 @@ fn a_sweep_says_once_what_its_runconfig_asks_for_that_local_runs_do_not_do() {
     }
 }
 
+/// When every child failed the sweep blamed the metric name ("make
+/// primary_metric_name match…"), not the failures.
+#[test]
+fn a_sweep_whose_children_all_fail_says_so_not_that_the_metric_name_is_wrong() {
+    let Some(py) = python() else { return };
+    let p = Project::new(py);
+    p.write("fail.py", "import sys\nsys.exit(3)\n");
+    p.write(
+        "hd.yml",
+        &BANDIT_HDCONFIG.replace("max_total_runs: 4", "max_total_runs: 2"),
+    );
+    let (out, parent) = submit(
+        &p,
+        &["--hyperdrive-configuration-name", "hd.yml", "fail.py"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(parent["status"], "Failed", "{err}");
+    assert!(err.contains("every child run failed"), "{err}");
+    assert!(!err.contains("make primary_metric_name match"), "{err}");
+}
+
 #[test]
 fn grid_sampling_with_uniform_fails_before_any_child_starts() {
     let Some(py) = python() else { return };

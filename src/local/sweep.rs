@@ -827,6 +827,19 @@ impl<'a> Driver<'a> {
                 shared.metric,
                 fmt_metric(metric)
             )),
+            None if !shared.children.is_empty()
+                && shared
+                    .children
+                    .iter()
+                    .all(|c| c.status == Some(RunStatus::Failed)) =>
+            {
+                // Not a metric-name problem: nothing ran to the end.
+                logs.warn(&format!(
+                    "every child run failed, so none could be ranked; see a child's log with \
+                     `azml run download-logs -r {}_0 -d logs`",
+                    self.parent
+                ));
+            }
             None if !shared.children.is_empty() => {
                 logs.warn(&never_logged_warning(&store, &shared));
             }

@@ -355,6 +355,16 @@ fn parse_sampling(
         (Some(space), None) => parse_space(doc, space, "sampling.parameter_space", kind)?,
         (None, Some(space)) => parse_space(doc, space, "sampling.parameters", kind)?,
         (None, None) => {
+            if let Some(typo) = s.misspelling_of("parameter_space") {
+                return Err(doc.error(
+                    typo.key_pos,
+                    format!(
+                        "`sampling.parameter_space` is required but missing; `{}` looks like a misspelling of it",
+                        typo.key
+                    ),
+                    format!("rename `{}` to `parameter_space`", typo.key),
+                ));
+            }
             return Err(doc.error(
                 s.pos,
                 "`sampling.parameter_space` is required but missing",
