@@ -486,11 +486,7 @@ impl Call<'_> {
         if name.trim().is_empty() {
             return Err(invalid("Invalid experiment name: ''"));
         }
-        let tags = self
-            .key_values("tags")?
-            .into_iter()
-            .map(|(k, v)| tag(k, v))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tags = self.checked_key_values("tags", tag)?;
         let store = self.store();
         let (exp, created) = store.ensure_experiment(&name)?;
         if !created {
@@ -629,11 +625,7 @@ impl Call<'_> {
     /// when the token may write there (nesting keeps its shape), else of the
     /// azml run that owns the token.
     fn create_run(&self) -> ApiResult {
-        let tags = self
-            .key_values("tags")?
-            .into_iter()
-            .map(|(k, v)| tag(k, v))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tags = self.checked_key_values("tags", tag)?;
         let nested_in = tags
             .iter()
             .find(|(k, _)| k == "mlflow.parentRunId")
@@ -798,6 +790,18 @@ impl Call<'_> {
             .collect()
     }
 
+    /// `key_values(field)`, each pair checked (and cut) by `check`.
+    fn checked_key_values(
+        &self,
+        field: &str,
+        check: fn(String, String) -> Result<(String, String), ApiError>,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        self.key_values(field)?
+            .into_iter()
+            .map(|(k, v)| check(k, v))
+            .collect()
+    }
+
     fn log_batch(&self) -> ApiResult {
         let run = self.writable_run()?;
         let metrics = match self.args.get("metrics") {
@@ -812,16 +816,8 @@ impl Call<'_> {
             Some(_) => return Err(invalid("'metrics' must be a list")),
             None => Vec::new(),
         };
-        let params = self
-            .key_values("params")?
-            .into_iter()
-            .map(|(k, v)| param(k, v))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tags = self
-            .key_values("tags")?
-            .into_iter()
-            .map(|(k, v)| tag(k, v))
-            .collect::<Result<Vec<_>, _>>()?;
+        let params = self.checked_key_values("params", param)?;
+        let tags = self.checked_key_values("tags", tag)?;
         {
             let store = self.store();
             for (k, v) in &params {
