@@ -413,6 +413,11 @@ const MALFORMED_CASES: &[MalformedCase] = &[
         "`primary_metric_name` is required but missing; `primary_metric_nam` looks like",
     ),
     (
+        "hd-values-quoted.hdconfig.yml",
+        Some((6, 13)),
+        "`sampling.parameter_space[0].values`: expected a list of 2 numbers (min, max), found the text `0, 1`",
+    ),
+    (
         "hd-space-misspelt.hdconfig.yml",
         Some((3, 3)),
         "`sampling.parameter_space` is required but missing; `parameter_spaces` looks like",

@@ -716,6 +716,20 @@ impl Args<'_> {
         if self.nodes.len() == wanted {
             return Ok(());
         }
+        // `values: "0, 1"` is one text value, not two numbers.
+        if let [node] = self.nodes.as_slice()
+            && let Value::Str(text) = &node.value
+            && text.contains(',')
+        {
+            return Err(self.doc.error(
+                node.pos,
+                format!(
+                    "`{}`: expected a list of {wanted} numbers ({names}), found the text `{text}`",
+                    self.path
+                ),
+                format!("drop the quotes: `values: [{text}]`"),
+            ));
+        }
         Err(self.doc.error(
             self.at,
             format!(
