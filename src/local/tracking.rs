@@ -508,14 +508,7 @@ impl Call<'_> {
         let filter =
             mlflow_search::parse_experiment_filter(&self.opt_str("filter").unwrap_or_default())
                 .map_err(invalid)?;
-        let order_by: Vec<String> = match self.args.get("order_by") {
-            Some(Value::Array(terms)) => terms
-                .iter()
-                .filter_map(|t| t.as_str().map(str::to_string))
-                .collect(),
-            Some(Value::String(term)) => vec![term.clone()],
-            _ => Vec::new(),
-        };
+        let order_by = self.order_by_arg();
         let deleted_only = self.opt_str("view_type").as_deref() == Some("DELETED_ONLY");
         let all = self.store().list_experiments()?;
         let mut matched = Vec::new();
@@ -543,6 +536,18 @@ impl Call<'_> {
             out["next_page_token"] = json!(token);
         }
         Ok(out)
+    }
+
+    /// The `order_by` argument: a list of terms (or one, as a string).
+    fn order_by_arg(&self) -> Vec<String> {
+        match self.args.get("order_by") {
+            Some(Value::Array(terms)) => terms
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            Some(Value::String(term)) => vec![term.clone()],
+            _ => Vec::new(),
+        }
     }
 
     /// One page of `items` by the `max_results` and `page_token` arguments,
@@ -850,13 +855,7 @@ impl Call<'_> {
         };
         let filter = mlflow_search::parse_filter(&self.opt_str("filter").unwrap_or_default())
             .map_err(invalid)?;
-        let order_by: Vec<String> = match self.args.get("order_by") {
-            Some(Value::Array(terms)) => terms
-                .iter()
-                .filter_map(|t| t.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let order_by = self.order_by_arg();
         // No run is ever soft-deleted here, so only DELETED_ONLY changes the answer.
         let deleted_only = self.opt_str("run_view_type").as_deref() == Some("DELETED_ONLY");
         let runs = self.store().list_runs(&Default::default())?;
