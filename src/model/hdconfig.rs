@@ -214,15 +214,8 @@ fn required<'n>(
 ) -> Result<&'n Node, ModelError> {
     f.get_some(doc, name)?.ok_or_else(|| {
         let path = f.path_of(name);
-        if let Some(typo) = f.misspelling_of(name) {
-            return doc.error(
-                typo.key_pos,
-                format!(
-                    "`{path}` is required but missing; `{}` looks like a misspelling of it",
-                    typo.key
-                ),
-                format!("rename `{}` to `{name}`", typo.key),
-            );
+        if let Some(err) = f.misspelt_required(doc, name) {
+            return err;
         }
         if f.path().is_empty() {
             // A missing top-level key has no position worth pointing at.
@@ -355,15 +348,8 @@ fn parse_sampling(
         (Some(space), None) => parse_space(doc, space, "sampling.parameter_space", kind)?,
         (None, Some(space)) => parse_space(doc, space, "sampling.parameters", kind)?,
         (None, None) => {
-            if let Some(typo) = s.misspelling_of("parameter_space") {
-                return Err(doc.error(
-                    typo.key_pos,
-                    format!(
-                        "`sampling.parameter_space` is required but missing; `{}` looks like a misspelling of it",
-                        typo.key
-                    ),
-                    format!("rename `{}` to `parameter_space`", typo.key),
-                ));
+            if let Some(err) = s.misspelt_required(doc, "parameter_space") {
+                return Err(err);
             }
             return Err(doc.error(
                 s.pos,

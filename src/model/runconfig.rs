@@ -611,15 +611,8 @@ fn parse_root(doc: &mut Doc, root: &Node, path: &Path) -> Result<RunConfig, Mode
         });
     }
     let Some(env_node) = f.get(doc, "environment")? else {
-        if let Some(typo) = f.misspelling_of("environment") {
-            return Err(doc.error(
-                typo.key_pos,
-                format!(
-                    "`environment` is required but missing; `{}` looks like a misspelling of it",
-                    typo.key
-                ),
-                format!("rename `{}` to `environment`", typo.key),
-            ));
+        if let Some(err) = f.misspelt_required(doc, "environment") {
+            return Err(err);
         }
         return Err(pre_2018_error(doc, root));
     };

@@ -753,7 +753,7 @@ impl<'n> Fields<'n> {
 
     /// A key nothing has read that is probably `name` misspelt: a key that is
     /// required but "missing" is then reported where the typo is.
-    pub fn misspelling_of(&self, name: &str) -> Option<&'n Entry> {
+    fn misspelling_of(&self, name: &str) -> Option<&'n Entry> {
         let wanted = normalize_key(name);
         self.entries
             .iter()
@@ -764,6 +764,21 @@ impl<'n> Fields<'n> {
                 let key = normalize_key(&entry.key);
                 key != wanted && wanted.len() >= 4 && edit_distance(&key, &wanted) <= 2
             })
+    }
+
+    /// The error for a required `name` that is missing because it is
+    /// misspelt, pointing at the typo; `None` when no key looks like it.
+    pub fn misspelt_required(&self, doc: &Doc, name: &str) -> Option<ModelError> {
+        let typo = self.misspelling_of(name)?;
+        Some(doc.error(
+            typo.key_pos,
+            format!(
+                "`{}` is required but missing; `{}` looks like a misspelling of it",
+                self.path_of(name),
+                typo.key
+            ),
+            format!("rename `{}` to `{name}`", typo.key),
+        ))
     }
 
     /// Mark keys as known without reading them (accepted legacy fields).
