@@ -1197,6 +1197,9 @@ fn an_unchanged_resubmit_launches_from_the_hosts_tree_and_a_wiped_cache_is_resyn
         local_output.is_some(),
         "outputs of {run_id} did not come back"
     );
+    // The run before left a spare copy of the tree behind, in the background;
+    // wipe once it is made, or the wipe races its `cp -R`.
+    wait_for_settled_spare(&server.remote_home.join(".azml/spare"));
     std::fs::remove_dir_all(server.remote_home.join(".azml")).expect("wipe the host cache");
     let (_, third) = submit();
     assert!(third.contains("synced "), "{third}");
@@ -1256,6 +1259,35 @@ fn assert_remote_processes_end(marker: &str, what: &str) {
     while !sshd::pids_with(marker).is_empty() {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until a spare exists under `spare/<tree>/` and none is half made
+/// (a half-made one has a dot name until its copy is done).
+fn wait_for_settled_spare(spare: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let names: Vec<String> = std::fs::read_dir(spare)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|tree| {
+                std::fs::read_dir(tree.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        if !names.is_empty() && names.iter().all(|n| !n.starts_with('.')) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no settled spare in {}: {names:?}",
+            spare.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
