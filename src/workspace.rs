@@ -64,10 +64,29 @@ pub struct RunFilter {
     pub experiment: Option<String>,
     pub last: usize,
     pub status: Option<String>,
-    pub tags: Vec<(String, String)>,
+    pub tags: Vec<TagFilter>,
     pub parent_run_id: Option<String>,
     pub compute_target: Option<String>,
     pub minimal: bool,
+}
+
+/// One `--tags` term of `run list`: `key` matches a run that has the tag,
+/// whatever its value (as the v1 SDK's `get_runs(tags="key")`); `key=value`
+/// only that value, `key=` only the empty one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagFilter {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl TagFilter {
+    pub fn matches(&self, value: Option<&str>) -> bool {
+        match (&self.value, value) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(wanted), Some(value)) => wanted == value,
+        }
+    }
 }
 
 /// Computes, experiments and runs of one workspace.

@@ -499,6 +499,15 @@ fn run_list_and_update_and_download_logs_work_on_the_local_store() {
     let tagged = p.json(&["run", "list", "--tags", "stage=prod"]);
     assert_eq!(tagged.as_array().unwrap().len(), 1);
     assert_eq!(tagged[0]["runId"], run_id.as_str());
+    // A key alone matches any value, as v1's get_runs(tags="stage").
+    let any_stage = p.json(&["run", "list", "--tags", "stage"]);
+    assert_eq!(any_stage.as_array().unwrap().len(), 1);
+    assert!(
+        p.json(&["run", "list", "--tags", "stage=dev"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let completed = p.json(&["run", "list", "--status", "Completed"]);
     assert_eq!(completed.as_array().unwrap().len(), 2);
     let dest = p.path().join("downloaded");

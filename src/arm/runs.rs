@@ -153,10 +153,10 @@ fn matches_filter(job: &Value, filter: &RunFilter) -> bool {
             .is_some_and(|c| compute_name(c) == *t),
         None => true,
     };
-    let tags_ok = filter.tags.iter().all(|(k, v)| {
-        let tag = &props["tags"][k];
-        !tag.is_null() && (v.is_empty() || tag.as_str() == Some(v.as_str()))
-    });
+    let tags_ok = filter
+        .tags
+        .iter()
+        .all(|t| t.matches(props["tags"][&t.key].as_str()));
     same(&props["experimentName"], &filter.experiment)
         && same(&props["status"], &filter.status)
         && target_ok

@@ -156,6 +156,21 @@ pub fn parse_key_value(text: &str) -> Result<KeyValue, String> {
     })
 }
 
+/// clap value parser for a `run list --tags` term: `key` (any value) or `key=value`.
+pub fn parse_tag_filter(text: &str) -> Result<crate::workspace::TagFilter, String> {
+    let (key, value) = match text.split_once('=') {
+        Some((key, value)) => (key, Some(value.to_string())),
+        None => (text, None),
+    };
+    if key.trim().is_empty() {
+        return Err(format!("'{text}' has an empty key; expected key[=value]"));
+    }
+    Ok(crate::workspace::TagFilter {
+        key: key.to_string(),
+        value,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +194,18 @@ mod tests {
         );
         assert_eq!(parse_key_value("a=b=c").unwrap().value, "b=c");
         assert!(parse_key_value("=x").is_err());
+    }
+
+    #[test]
+    fn a_tag_filter_without_value_matches_any_value_and_key_equals_only_empty() {
+        let any = parse_tag_filter("team").unwrap();
+        assert!(any.matches(Some("")) && any.matches(Some("red")) && !any.matches(None));
+        let empty = parse_tag_filter("team=").unwrap();
+        assert!(empty.matches(Some("")) && !empty.matches(Some("red")));
+        assert_eq!(
+            parse_tag_filter("a=b=c").unwrap().value.as_deref(),
+            Some("b=c")
+        );
+        assert!(parse_tag_filter("=x").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! `azml run …`: submit, inspect and follow runs.
-use super::{KeyValue, MetadataArgs, WorkspaceArgs, parse_key_value};
+use super::{KeyValue, MetadataArgs, WorkspaceArgs, parse_key_value, parse_tag_filter};
+use crate::workspace::TagFilter;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -132,9 +133,9 @@ pub struct RunListArgs {
     /// Status of the run.
     #[arg(long, value_enum, ignore_case = true)]
     pub status: Option<RunStatus>,
-    /// Tags for a run with 'key[=value]' syntax.
-    #[arg(long, value_name = "KEY[=VALUE]", value_parser = parse_key_value, num_args = 1..)]
-    pub tags: Vec<KeyValue>,
+    /// Tags for a run with 'key[=value]' syntax: `key` alone matches any value.
+    #[arg(long, value_name = "KEY[=VALUE]", value_parser = parse_tag_filter, num_args = 1..)]
+    pub tags: Vec<TagFilter>,
     #[command(flatten)]
     pub common: RunCommonArgs,
 }

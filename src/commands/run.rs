@@ -42,7 +42,7 @@ async fn list(ctx: &Context, args: &RunListArgs) -> anyhow::Result<i32> {
         experiment: resolved.experiment.clone(),
         last: args.last,
         status: args.status.map(|s| s.as_str().to_string()),
-        tags: pairs(&args.tags),
+        tags: args.tags.clone(),
         // A pipeline run's steps are its children.
         parent_run_id: args
             .parent_run_id

@@ -8,6 +8,7 @@
 //! `PRAGMA user_version`; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
 
 use super::process;
+use crate::workspace::TagFilter;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -265,7 +266,7 @@ pub struct RunQuery {
     pub status: Option<RunStatus>,
     pub parent_run_id: Option<String>,
     pub target: Option<String>,
-    pub tags: Vec<(String, String)>,
+    pub tags: Vec<TagFilter>,
     /// 0 = no limit.
     pub last: usize,
 }
@@ -562,14 +563,17 @@ impl Store {
             args.push(Box::new(target.clone()));
             sql += &format!(" AND r.target = ?{}", args.len());
         }
-        for (k, v) in &q.tags {
-            args.push(Box::new(k.clone()));
-            args.push(Box::new(v.clone()));
+        for tag in &q.tags {
+            args.push(Box::new(tag.key.clone()));
             sql += &format!(
-                " AND EXISTS (SELECT 1 FROM tags t WHERE t.run_id = r.run_id AND t.key = ?{} AND t.value = ?{})",
-                args.len() - 1,
+                " AND EXISTS (SELECT 1 FROM tags t WHERE t.run_id = r.run_id AND t.key = ?{}",
                 args.len()
             );
+            if let Some(value) = &tag.value {
+                args.push(Box::new(value.clone()));
+                sql += &format!(" AND t.value = ?{}", args.len());
+            }
+            sql += ")";
         }
         sql += " ORDER BY r.created_ms DESC, r.rowid DESC";
         if q.last > 0 {
@@ -1446,6 +1450,11 @@ mod tests {
             })
             .unwrap();
         store.set_tag("b", "team", "x").unwrap();
+        store.set_tag("a", "team", "").unwrap();
+        let tag = |key: &str, value: Option<&str>| TagFilter {
+            key: key.into(),
+            value: value.map(Into::into),
+        };
         let q = |q: RunQuery| {
             store
                 .list_runs(&q)
@@ -1454,13 +1463,16 @@ mod tests {
                 .map(|r| r.run_id)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(
+        let with_tags = |tags| {
             q(RunQuery {
-                tags: vec![("team".into(), "x".into())],
+                tags,
                 ..Default::default()
-            }),
-            ["b"]
-        );
+            })
+        };
+        assert_eq!(with_tags(vec![tag("team", Some("x"))]), ["b"]);
+        assert_eq!(with_tags(vec![tag("team", Some(""))]), ["a"]);
+        assert_eq!(with_tags(vec![tag("team", None)]), ["b", "a"]);
+        assert!(with_tags(vec![tag("other", None)]).is_empty());
         assert_eq!(
             q(RunQuery {
                 parent_run_id: Some("a".into()),
