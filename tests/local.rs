@@ -1188,3 +1188,53 @@ with mlflow.start_run():  # the azml run (MLFLOW_RUN_ID)
     let metrics = p.show(innermost["runId"].as_str().unwrap())["metrics"].clone();
     assert_eq!(metrics, json!({"depth": 3.0}));
 }
+
+/// `mlflow.delete_run` was a 404 here. A deleted run leaves MLflow's searches
+/// (unless they ask for deleted runs), refuses new values like MLflow, and
+/// comes back with `restore_run`; azml's own history keeps it throughout.
+#[test]
+fn mlflow_delete_run_hides_the_run_from_searches_until_restored() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "prune.py",
+        r#"
+import mlflow
+from mlflow.entities import ViewType
+client = mlflow.MlflowClient()
+mlflow.start_run()  # the azml run (MLFLOW_RUN_ID)
+with mlflow.start_run(nested=True, run_name="keep") as keep:
+    mlflow.log_metric("acc", 0.9)
+with mlflow.start_run(nested=True, run_name="drop") as drop:
+    mlflow.log_metric("acc", 0.1)
+mlflow.delete_run(drop.info.run_id)
+names = lambda view: sorted(r.info.run_name for r in mlflow.search_runs(
+    filter_string="metrics.acc >= 0", run_view_type=view, output_format="list"))
+print("active", names(ViewType.ACTIVE_ONLY), "deleted", names(ViewType.DELETED_ONLY), "all", names(ViewType.ALL))
+print("stage", client.get_run(drop.info.run_id).info.lifecycle_stage)
+try:
+    client.log_metric(drop.info.run_id, "acc", 0.2)
+except mlflow.exceptions.MlflowException as e:
+    print("refused", e.error_code, "'active' state" in str(e))
+client.restore_run(drop.info.run_id)
+client.log_metric(drop.info.run_id, "acc", 0.3)
+print("restored", names(ViewType.ACTIVE_ONLY), client.get_run(drop.info.run_id).info.lifecycle_stage)
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "prune", "prune.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    assert!(
+        logs.contains("active ['keep'] deleted ['drop'] all ['drop', 'keep']"),
+        "{logs}"
+    );
+    assert!(logs.contains("stage deleted"), "{logs}");
+    assert!(logs.contains("refused INVALID_PARAMETER_VALUE True"), "{logs}");
+    assert!(logs.contains("restored ['drop', 'keep'] active"), "{logs}");
+    let runs = p.json(&["run", "list", "-e", "prune"]);
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
+}

@@ -147,6 +147,9 @@ CREATE TABLE experiment_tags (
     PRIMARY KEY (experiment_id, key)
 );
 "#,
+    // v5: MLflow's soft delete (`mlflow.delete_run`, undone by `restore_run`):
+    // when the run was deleted, NULL while it is active.
+    "ALTER TABLE runs ADD COLUMN deleted_ms INTEGER;",
 ];
 
 /// v1 run states. The string forms are what `run show` prints.
@@ -239,6 +242,8 @@ pub struct RunRecord {
     pub child_pid: Option<i64>,
     pub cancel_requested: bool,
     pub cancel_reason: Option<String>,
+    /// When MLflow's `delete_run` soft-deleted the run; `None` while it is active.
+    pub deleted_ms: Option<i64>,
 }
 
 /// One logged metric value.
@@ -308,7 +313,7 @@ const ACTIVE_RUNS_SQL: &str = "SELECT run_id, supervisor_pid, supervisor_start, 
 const RUN_COLUMNS: &str = "r.run_id, r.experiment_id, \
      (SELECT name FROM experiments WHERE id = r.experiment_id), r.parent_run_id, r.run_type, r.target, \
      r.display_name, r.status, r.created_ms, r.start_ms, r.end_ms, r.exit_code, r.error_code, \
-     r.error_message, r.properties, r.supervisor_pid, r.child_pid, r.cancel_requested, r.cancel_reason";
+     r.error_message, r.properties, r.supervisor_pid, r.child_pid, r.cancel_requested, r.cancel_reason, r.deleted_ms";
 
 impl Store {
     /// Open (creating if needed) the store under `root`, migrating the schema.
@@ -952,6 +957,16 @@ impl Store {
         Ok(())
     }
 
+    /// MLflow's soft delete: `Some(ms)` marks the run deleted, `None` restores it.
+    /// Nothing of the run goes; `run list` and `run show` still see it.
+    pub fn set_run_deleted(&self, run_id: &str, deleted_ms: Option<i64>) -> StoreResult<()> {
+        self.exec(
+            "UPDATE runs SET deleted_ms = ?2 WHERE run_id = ?1",
+            params![run_id, deleted_ms],
+        )?;
+        Ok(())
+    }
+
     pub fn delete_tag(&self, run_id: &str, key: &str) -> StoreResult<bool> {
         Ok(self.exec(
             "DELETE FROM tags WHERE run_id = ?1 AND key = ?2",
@@ -1218,6 +1233,7 @@ fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         child_pid: r.get(16)?,
         cancel_requested: cancel != 0,
         cancel_reason: r.get(18)?,
+        deleted_ms: r.get(19)?,
     })
 }
 

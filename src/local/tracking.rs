@@ -349,6 +349,8 @@ fn route(call: &Call<'_>, method: &Method, endpoint: &str) -> ApiResult {
         (false, "runs/create") => call.create_run(),
         (true, "runs/get") => call.get_run(),
         (false, "runs/update") => call.update_run(),
+        (false, "runs/delete") => call.delete_run(),
+        (false, "runs/restore") => call.restore_run(),
         (false, "runs/log-metric") => call.log_metric(),
         (false, "runs/log-parameter") => call.log_param(),
         (false, "runs/set-tag") => call.set_tag(),
@@ -393,9 +395,17 @@ impl Call<'_> {
         self.str_arg("run_id").or_else(|_| self.str_arg("run_uuid"))
     }
 
-    /// The run, if this token may write to it (its own run or one it created).
+    /// The run, if this token may write to it (its own run or one it created)
+    /// and it is not deleted: MLflow refuses to log to a deleted run.
     fn writable_run(&self) -> Result<RunRecord, ApiError> {
-        self.check_writable(&self.run_id_arg()?)
+        let run = self.check_writable(&self.run_id_arg()?)?;
+        if run.deleted_ms.is_some() {
+            return Err(invalid(format!(
+                "The run {} must be in the 'active' state. Current state is deleted.",
+                run.run_id
+            )));
+        }
+        Ok(run)
     }
 
     /// Run `run_id`, if this token may write to it.
@@ -608,7 +618,7 @@ impl Call<'_> {
             "user_id": std::env::var("USER").unwrap_or_default(),
             "status": mlflow_status(run.status),
             "artifact_uri": run_artifact_uri(&self.shared.root, run),
-            "lifecycle_stage": "active",
+            "lifecycle_stage": lifecycle_stage(run),
         });
         if let Some(start) = run.start_ms {
             info["start_time"] = json!(start);
@@ -617,6 +627,22 @@ impl Call<'_> {
             info["end_time"] = json!(end);
         }
         info
+    }
+
+    /// `runs/delete`: MLflow's soft delete. The run and everything it logged
+    /// stay; MLflow's searches skip it until `runs/restore`.
+    fn delete_run(&self) -> ApiResult {
+        let run = self.check_writable(&self.run_id_arg()?)?;
+        if run.deleted_ms.is_none() {
+            self.store().set_run_deleted(&run.run_id, Some(now_ms()))?;
+        }
+        Ok(json!({}))
+    }
+
+    fn restore_run(&self) -> ApiResult {
+        let run = self.check_writable(&self.run_id_arg()?)?;
+        self.store().set_run_deleted(&run.run_id, None)?;
+        Ok(json!({}))
     }
 
     fn get_run(&self) -> ApiResult {
@@ -856,16 +882,18 @@ impl Call<'_> {
         let filter = mlflow_search::parse_filter(&self.opt_str("filter").unwrap_or_default())
             .map_err(invalid)?;
         let order_by = self.order_by_arg();
-        // No run is ever soft-deleted here, so only DELETED_ONLY changes the answer.
-        let deleted_only = self.opt_str("run_view_type").as_deref() == Some("DELETED_ONLY");
+        let view = ViewType::parse(self.args.get("run_view_type"))?;
         let runs = self.store().list_runs(&Default::default())?;
         let mut matched = Vec::new();
         for run in runs {
             if !experiment_ids.is_empty() && !experiment_ids.contains(&run.experiment_id) {
                 continue;
             }
+            if !view.shows(run.deleted_ms.is_some()) {
+                continue;
+            }
             let json = self.run_json(&run)?;
-            if !deleted_only && filter.matches(&json) {
+            if filter.matches(&json) {
                 matched.push(json);
             }
         }
@@ -876,6 +904,50 @@ impl Call<'_> {
             out["next_page_token"] = json!(token);
         }
         Ok(out)
+    }
+}
+
+fn lifecycle_stage(run: &RunRecord) -> &'static str {
+    if run.deleted_ms.is_some() {
+        "deleted"
+    } else {
+        "active"
+    }
+}
+
+/// MLflow's `ViewType` of a search: which lifecycle stages it returns.
+/// Clients send the enum's name; its number (1, 2, 3) is taken too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ViewType {
+    ActiveOnly,
+    DeletedOnly,
+    All,
+}
+
+impl ViewType {
+    fn parse(value: Option<&Value>) -> Result<ViewType, ApiError> {
+        let text = match value {
+            None | Some(Value::Null) => return Ok(ViewType::ActiveOnly),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        match text.as_str() {
+            "ACTIVE_ONLY" | "1" => Ok(ViewType::ActiveOnly),
+            "DELETED_ONLY" | "2" => Ok(ViewType::DeletedOnly),
+            "ALL" | "3" => Ok(ViewType::All),
+            _ => Err(invalid(format!(
+                "Invalid value {text} for parameter 'run_view_type' supplied; \
+                 expected ACTIVE_ONLY, DELETED_ONLY or ALL"
+            ))),
+        }
+    }
+
+    fn shows(self, deleted: bool) -> bool {
+        match self {
+            ViewType::ActiveOnly => !deleted,
+            ViewType::DeletedOnly => deleted,
+            ViewType::All => true,
+        }
     }
 }
 
