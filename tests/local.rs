@@ -1233,7 +1233,10 @@ print("restored", names(ViewType.ACTIVE_ONLY), client.get_run(drop.info.run_id).
         "{logs}"
     );
     assert!(logs.contains("stage deleted"), "{logs}");
-    assert!(logs.contains("refused INVALID_PARAMETER_VALUE True"), "{logs}");
+    assert!(
+        logs.contains("refused INVALID_PARAMETER_VALUE True"),
+        "{logs}"
+    );
     assert!(logs.contains("restored ['drop', 'keep'] active"), "{logs}");
     let runs = p.json(&["run", "list", "-e", "prune"]);
     assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");

@@ -217,6 +217,10 @@ fn syntax_error(err: &serde_saphyr::Error, file: &Path, text: &str) -> ModelErro
         message = "the file holds more than one YAML document (`---` separators)".into();
     } else if message.contains("non-finite float") {
         message = "a number is infinite or not a number (.inf, .nan, or beyond ±1.8e308)".into();
+    } else if message.contains("recursive reference") {
+        message = "an alias (`*name`) refers to the anchor (`&name`) it stands inside, \
+                   so the value would contain itself"
+            .into();
     } else if message.contains("budget breached") {
         message = format!(
             "the file is too large or too deeply aliased to be a v1 configuration ({message})"
@@ -846,6 +850,16 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("bad.yml:"), "{text}");
         assert!(text.contains("invalid YAML"), "{text}");
+    }
+
+    #[test]
+    fn a_recursive_alias_is_explained_in_the_files_terms() {
+        let err = parse_str("script: t.py\narguments: &a [*a]\n", Path::new("r.yml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("r.yml:2:"), "{text}");
+        assert!(text.contains("refers to the anchor"), "{text}");
+        assert!(!text.contains("weak recursion"), "{text}");
+        assert!(format!("{err:?}").contains("anchors/aliases"), "{err:?}");
     }
 
     #[test]
