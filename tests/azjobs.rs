@@ -397,6 +397,46 @@ fn dataset_consumption_argument_and_datastore_references_are_rewritten() {
     assert_eq!(props["outputs"]["results"]["mode"], "Upload");
 }
 
+/// References were replaced by prefix: with inputs `data` and `data2`,
+/// `$AZUREML_DATAREFERENCE_data2` became `${{inputs.data}}2`.
+#[test]
+fn references_to_inputs_whose_names_share_a_prefix_reach_the_right_input() {
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
+    rc.data.clear();
+    rc.arguments = vec![
+        "$AZUREML_DATAREFERENCE_data2".into(),
+        "--in=$AZUREML_DATAREFERENCE_data".into(),
+        "$AZUREML_DATAREFERENCE_data_other".into(),
+    ];
+    let text = "script: train.py\nenvironment: {}\ndataReferences:\n  data:\n    pathOnDataStore: a\n  data2:\n    pathOnDataStore: b\n";
+    let mut warnings = Vec::new();
+    let parsed = runconfig::parse_str(text, std::path::Path::new("refs.runconfig"), &mut warnings)
+        .expect("parses");
+    rc.data_references = parsed.data_references;
+    let job = jobs::command_job(&rc, &context(&rc, "refs")).expect("translates");
+    assert_eq!(
+        job.body["properties"]["command"],
+        "python train.py ${{inputs.data2}} --in=${{inputs.data}} '$AZUREML_DATAREFERENCE_data_other'"
+    );
+}
+
+/// A bare hdconfig name (`learning_rate`) reached the Azure trial as a
+/// positional argument, where a local sweep passes `--learning_rate`.
+#[test]
+fn a_bare_parameter_name_becomes_a_double_dash_flag_on_azure_as_locally() {
+    let rc = load_rc("csiebler-hyperdrive.runconfig");
+    let text = "sampling:\n  type: random\n  parameter_space:\n    - name: learning_rate\n      expression: uniform\n      values: [0.01, 0.1]\n    - name: -k\n      expression: choice\n      values: [1, 2]\npolicy:\n  type: NoTermination\nprimary_metric_name: acc\nprimary_metric_goal: maximize\nmax_total_runs: 4\n";
+    let mut warnings = Vec::new();
+    let hd =
+        hdconfig::parse_str(text, std::path::Path::new("hd.yml"), &mut warnings).expect("parses");
+    let job = jobs::sweep_job(&rc, &hd, &context(&rc, "bare")).expect("translates");
+    assert_eq!(
+        job.body["properties"]["trial"]["command"],
+        "python train.py --data-path ${{inputs.training_dataset}} \
+         --learning_rate ${{search_space.learning_rate}} -k ${{search_space.k}}"
+    );
+}
+
 #[test]
 fn local_target_on_azure_is_an_error_with_a_hint() {
     let err = jobs::compute_id(&workspace(), "local").unwrap_err();

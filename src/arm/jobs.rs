@@ -713,23 +713,41 @@ fn base_command(
 
 /// One argument with data references replaced by `${{inputs.x}}`.
 fn rewrite_argument(arg: &str, rewrites: &Rewrites) -> String {
-    let mut out = arg.to_string();
-    for (from, to) in rewrites {
-        if let Some(exact) = from.strip_prefix("\0exact:") {
-            if out == exact {
-                out = to.clone();
-            }
-        } else {
-            out = out.replace(from.as_str(), to);
-        }
+    let exact = rewrites
+        .iter()
+        .find(|(from, _)| from.strip_prefix("\0exact:") == Some(arg));
+    match exact {
+        Some((_, to)) => to.clone(),
+        None => apply_rewrites_in_text(arg, rewrites),
     }
-    out
 }
 
+/// Replaces each reference in one pass, taking the longest that matches and
+/// only as a whole name: `$AZUREML_DATAREFERENCE_data` must not eat the start
+/// of `$AZUREML_DATAREFERENCE_data2`, nor `$ds` the start of `$ds_other`.
 fn apply_rewrites_in_text(text: &str, rewrites: &Rewrites) -> String {
-    let mut out = text.to_string();
-    for (from, to) in rewrites.iter().filter(|(f, _)| !f.starts_with('\0')) {
-        out = out.replace(from.as_str(), to);
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let whole_name_at = |rest: &str, from: &str| {
+        rest.starts_with(from)
+            && !(from.ends_with(is_name_char) && rest[from.len()..].starts_with(is_name_char))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let matched = rewrites
+            .iter()
+            .filter(|(from, _)| !from.starts_with('\0') && whole_name_at(rest, from))
+            .max_by_key(|(from, _)| from.len());
+        match matched {
+            Some((from, to)) => {
+                out.push_str(to);
+                rest = &rest[from.len()..];
+            }
+            None => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
     }
     out
 }
@@ -791,7 +809,7 @@ pub fn search_space(parameters: &[Parameter]) -> SpecResult<SearchSpace> {
             });
         }
         encoded.insert(key.clone(), encode_expression(&parameter.expression));
-        keys.push((parameter.name.clone(), key));
+        keys.push((parameter.flag(), key));
     }
     Ok(SearchSpace {
         encoded: Value::Object(encoded),

@@ -647,7 +647,7 @@ impl<'a> Driver<'a> {
         let mut hyperparameters = Map::new();
         for (p, v) in space.iter().zip(values) {
             let text = value_arg(v);
-            extra_args.push(flag_name(&p.name));
+            extra_args.push(p.flag());
             extra_args.push(text.clone());
             extra_env.insert(
                 format!("AZUREML_PARAMETER_{}", p.name.trim_start_matches('-')),
@@ -951,15 +951,6 @@ fn fmt_metric(x: f64) -> String {
     s.to_string()
 }
 
-/// `--name` for a bare name; names already starting with `-` are kept (v1).
-fn flag_name(name: &str) -> String {
-    if name.starts_with('-') {
-        name.to_string()
-    } else {
-        format!("--{name}")
-    }
-}
-
 /// A sampled value as the script receives it: strings verbatim, numbers as
 /// JSON prints them, booleans/null as Python's `str()` did in v1.
 pub fn value_arg(v: &Value) -> String {
@@ -975,13 +966,6 @@ pub fn value_arg(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bare_names_get_double_dash_and_dashed_names_stay() {
-        assert_eq!(flag_name("lr"), "--lr");
-        assert_eq!(flag_name("--penalty"), "--penalty");
-        assert_eq!(flag_name("-k"), "-k");
-    }
 
     #[test]
     fn values_reach_the_script_as_v1_printed_them() {

@@ -23,6 +23,19 @@ pub struct Parameter {
     pub expression: Expression,
 }
 
+impl Parameter {
+    /// The flag the script receives the value after: `--name` for a bare
+    /// name; names already starting with `-` are kept (v1). Local and Azure
+    /// sweeps both pass it, so a script sees the same argv on either.
+    pub fn flag(&self) -> String {
+        if self.name.starts_with('-') {
+            self.name.clone()
+        } else {
+            format!("--{}", self.name)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SamplingKind {
     Random,
@@ -164,6 +177,20 @@ pub fn config_key(values: &[Value]) -> String {
 mod tests {
     use super::*;
     use crate::sweep::rng::seeded;
+
+    #[test]
+    fn bare_names_get_double_dash_and_dashed_names_stay() {
+        let flag = |name: &str| {
+            Parameter {
+                name: name.into(),
+                expression: Expression::Choice(vec![]),
+            }
+            .flag()
+        };
+        assert_eq!(flag("lr"), "--lr");
+        assert_eq!(flag("--penalty"), "--penalty");
+        assert_eq!(flag("-k"), "-k");
+    }
 
     fn draws(e: &Expression, n: usize, seed: u64) -> Vec<f64> {
         let mut rng = seeded(seed);
