@@ -77,6 +77,24 @@ impl ExitCoded for UserError {
 }
 
 /// The exit code and hint of the first error in the chain that carries one.
+/// The error and its causes joined by ": ", as `{:#}` does, except a cause
+/// the message already spells out: many errors put their source in their
+/// text (`cannot write F: <io error>`), which `{:#}` would print twice.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 pub fn exit_code_of(err: &anyhow::Error) -> (i32, Option<String>) {
     for cause in err.chain() {
         if let Some(coded) = as_exit_coded(cause) {
@@ -119,4 +137,25 @@ fn as_exit_coded<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         return Some(e);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write f.json: {source}")]
+    struct Spelt {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_the_message_already_names_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(Spelt { source: io }).context("saving the result");
+        assert_eq!(
+            describe(&err),
+            "saving the result: cannot write f.json: no such file"
+        );
+    }
 }

@@ -62,12 +62,12 @@ pub type WsResult<T> = Result<T, WorkspaceError>;
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub experiment: Option<String>,
+    /// At most this many, newest first: v1's `runs[:last]`, so 0 lists none.
     pub last: usize,
     pub status: Option<String>,
     pub tags: Vec<TagFilter>,
     pub parent_run_id: Option<String>,
     pub compute_target: Option<String>,
-    pub minimal: bool,
 }
 
 /// One `--tags` term of `run list`: `key` matches a run that has the tag,

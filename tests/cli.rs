@@ -316,6 +316,110 @@ fn usage_errors_exit_2() {
     }
 }
 
+/// az's argparse takes `-o JSON`, a repeated flag's last value and any
+/// unambiguous prefix of a long flag; azml refused all three (exit 2).
+#[test]
+fn flags_parse_as_leniently_as_az() {
+    let dir = tempdir();
+    let run = |args: &[&str]| {
+        azml()
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("azml runs")
+    };
+    let upper = run(&["computetarget", "list", "-o", "TSV", "--query", "[].name"]);
+    assert_eq!(String::from_utf8_lossy(&upper.stdout), "local\n");
+    let twice = run(&[
+        "computetarget",
+        "list",
+        "-o",
+        "json",
+        "-o",
+        "tsv",
+        "--query",
+        "[].name",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&twice.stdout), "local\n");
+    let prefix = run(&["run", "list", "--exp", "x", "--las", "1"]);
+    assert_eq!(
+        prefix.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&prefix.stderr)
+    );
+    // An ambiguous prefix still is a usage error.
+    assert_eq!(
+        run(&["computetarget", "list", "--s", "x"]).status.code(),
+        Some(2)
+    );
+}
+
+/// knack applies a table transformer only without --query: `-o table
+/// --query` on computetarget list ran the query on the table rows and
+/// printed nothing. Without a query the columns keep the transformer's order.
+#[test]
+fn computetarget_list_table_query_sees_the_resources() {
+    let dir = tempdir();
+    let out = azml()
+        .current_dir(dir.path())
+        .args(["computetarget", "list", "-o", "table"])
+        .args(["--query", "[?properties.computeType=='Local'].name"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Result\n--------\nlocal\n"
+    );
+    let plain = azml()
+        .current_dir(dir.path())
+        .args(["computetarget", "list", "-o", "table"])
+        .output()
+        .unwrap();
+    let header = String::from_utf8_lossy(&plain.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(columns, ["Name", "ComputeType", "State"], "{header}");
+}
+
+/// `--debug` wrote ANSI colour escapes into CI logs (stderr not a terminal).
+#[test]
+fn debug_output_has_no_colour_escapes_off_a_terminal() {
+    let dir = tempdir();
+    let out = azml()
+        .current_dir(dir.path())
+        .args(["run", "list", "--debug", "-o", "none"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}
+
+/// v1 created a missing `--path` ("Creating non-existent path"); azml
+/// refused it as "not a directory".
+#[test]
+fn folder_attach_creates_a_path_that_does_not_exist_yet() {
+    let dir = tempdir();
+    let target = dir.path().join("new/project");
+    azml()
+        .current_dir(dir.path())
+        .args(["folder", "attach", "-e", "exp", "-o", "none", "--path"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert!(target.join(".azureml/config.json").is_file());
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    azml()
+        .current_dir(dir.path())
+        .args(["folder", "attach", "-e", "exp", "--path", "file"])
+        .assert()
+        .code(2);
+}
+
 /// `-d` with a missing file exited 2 while `-c`, the script and the hdconfig
 /// exit 1: a file that is not there is an error, not a syntax mistake.
 #[test]

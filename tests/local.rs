@@ -510,6 +510,38 @@ fn run_list_and_update_and_download_logs_work_on_the_local_store() {
     );
     let completed = p.json(&["run", "list", "--status", "Completed"]);
     assert_eq!(completed.as_array().unwrap().len(), 2);
+    // v1's `_get_minimal_run` keys (az's JSON sorts them); `runs[:0]` is none.
+    let minimal = p.json(&["run", "list", "--minimal", "--last", "1"]);
+    let keys: Vec<&String> = minimal[0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "EndTime",
+            "RunId",
+            "RunType",
+            "StartTime",
+            "Status",
+            "Tags",
+            "Target"
+        ]
+    );
+    assert_eq!(minimal[0]["RunId"], run_id.as_str());
+    assert_eq!(
+        p.json(&["run", "list", "--last", "0"]),
+        serde_json::json!([])
+    );
+    let both = p
+        .azml()
+        .args(["run", "list", "-e", "e", "--pipeline-run-id", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    let orphan = p
+        .azml()
+        .args(["run", "list", "--parent-run-id", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(orphan.status.code(), Some(3));
     let dest = p.path().join("downloaded");
     p.azml()
         .args(["run", "download-logs", "-r", &run_id, "-d"])
@@ -1239,5 +1271,8 @@ print("restored", names(ViewType.ACTIVE_ONLY), client.get_run(drop.info.run_id).
     );
     assert!(logs.contains("restored ['drop', 'keep'] active"), "{logs}");
     let runs = p.json(&["run", "list", "-e", "prune"]);
-    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    let parent = runs[0]["runId"].as_str().unwrap();
+    let children = p.json(&["run", "list", "--parent-run-id", parent]);
+    assert_eq!(children.as_array().unwrap().len(), 2, "{children}");
 }

@@ -32,8 +32,12 @@ const GENERIC_QUERIES: [Option<&str>; 8] = [
 ];
 
 /// Queries a CI script would run on a list of runs (corpus document 2).
-const RUN_QUERIES: [&str; 28] = [
+const RUN_QUERIES: [&str; 31] = [
     "[].{Name:name, Status:status}",
+    // JEP-12's old string literals, still read by Python's jmespath.
+    "[?status==`Completed`].runId",
+    "[?name==` a b`].runId",
+    "[?status!=`Failed\\`s`].runId",
     "[].{Status:status, Id:runId, Dur:duration}",
     "[?status=='Completed'].runId",
     "[?duration > `10`].{id: runId, d: duration}",
@@ -234,19 +238,40 @@ fn first_difference(want: &Result<String, String>, got: &Result<String, String>)
 
 #[test]
 fn bad_query_is_a_usage_error_with_exit_code_2() {
-    for bad in ["[?", "foo[", "{a: }", "`{bad json`"] {
+    for bad in ["[?", "foo[", "{a: }", "`\"unterminated`"] {
         let err = render(&json!({"a": 1}), Format::Json, Some(bad)).unwrap_err();
-        assert!(matches!(err, OutputError::Query(_)), "{bad}: {err}");
+        assert!(matches!(err, OutputError::QuerySyntax(_)), "{bad}: {err}");
         let (code, hint) = azml::error::exit_code_of(&anyhow::Error::new(err));
         assert_eq!(code, 2, "{bad}");
         assert!(hint.is_some());
     }
 }
 
+/// az maps a query that fails on the result to InvalidArgumentValueError: exit 1.
 #[test]
-fn unknown_query_function_is_a_usage_error() {
-    let err = render(&json!([1]), Format::Json, Some("nosuch(@)")).unwrap_err();
-    assert!(matches!(err, OutputError::Query(_)));
+fn a_query_failing_on_the_result_exits_1_not_2() {
+    for failing in ["nosuch(@)", "abs('a')", "length(@[0])"] {
+        let err = render(&json!([1]), Format::Json, Some(failing)).unwrap_err();
+        assert!(matches!(err, OutputError::QueryEval(_)), "{failing}: {err}");
+        let (code, _) = azml::error::exit_code_of(&anyhow::Error::new(err));
+        assert_eq!(code, 1, "{failing}");
+    }
+}
+
+/// Python's jmespath reads a backtick literal that is not JSON as a string
+/// (the old form az scripts still use); the Rust parser refused it.
+#[test]
+fn an_old_style_backtick_string_literal_is_read_as_python_reads_it() {
+    let runs = json!([{"status": "Completed", "id": "a"}, {"status": "Failed", "id": "b"}]);
+    let pick = |query: &str| render(&runs, Format::Tsv, Some(query)).unwrap();
+    assert_eq!(pick("[?status==`Completed`].id"), "a\n");
+    assert_eq!(pick("[?status==` Failed`].id"), "b\n");
+    assert_eq!(pick("[?status==`\"Failed\"`].id"), "b\n");
+    assert_eq!(pick("[?id=='`'].id"), "");
+    assert_eq!(
+        render(&json!(1), Format::Tsv, Some("`{bad json`")).unwrap(),
+        "{bad json\n"
+    );
 }
 
 #[test]
@@ -349,10 +374,30 @@ mod binary {
         assert!(out.stdout.is_empty());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.starts_with("error: invalid --query expression"),
+            stderr.starts_with(
+                "error: invalid value '[?' for '--query <JMESPATH>': invalid JMESPath"
+            ),
             "{stderr}"
         );
-        assert!(stderr.contains("\nhint: "), "{stderr}");
+    }
+
+    /// The query was only compiled to print the result: the script had run
+    /// and the run was recorded when the typo was reported.
+    #[test]
+    fn a_bad_query_is_refused_before_the_command_does_anything() {
+        let dir = workspace_with_experiments();
+        std::fs::write(dir.path().join("t.py"), "print('ran')\n").unwrap();
+        let out = azml(&dir)
+            .args(["run", "submit-script", "-e", "q", "--query", "[?", "t.py"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("ran"));
+        let runs = azml(&dir)
+            .args(["run", "list", "-e", "q", "--query", "length(@)"])
+            .output()
+            .expect("runs");
+        assert_eq!(String::from_utf8_lossy(&runs.stdout), "0\n");
     }
 
     #[test]

@@ -81,7 +81,14 @@ impl Project {
 
     fn children(&self, parent: &str) -> Vec<Value> {
         let mut runs = self
-            .json(&["run", "list", "--parent-run-id", parent, "--last", "0"])
+            .json(&[
+                "run",
+                "list",
+                "--parent-run-id",
+                parent,
+                "--last",
+                "1000000",
+            ])
             .as_array()
             .cloned()
             .unwrap_or_default();
@@ -144,6 +151,10 @@ fn the_documented_hdconfig_runs_locally_with_the_quickstart_script() {
     // (never repeats) although max_total_runs is 8.
     let children = p.children(&parent_id);
     assert_eq!(children.len(), 3, "{children:?}");
+    // v1 listed top-level runs only: a sweep is one entry, its children
+    // come with --parent-run-id.
+    let listed = p.json(&["run", "list", "--query", "[].runId"]);
+    assert_eq!(listed, json!([parent_id]));
     let mut penalties = Vec::new();
     for (n, child) in children.iter().enumerate() {
         let id = child["runId"].as_str().expect("child id");
@@ -501,7 +512,7 @@ fn a_sweep_on_a_target_that_does_not_exist_fails_before_any_run_is_created() {
     );
     assert!(!err.contains("RunId:"), "{err}");
     assert_eq!(
-        p.json(&["run", "list", "--last", "0"]),
+        p.json(&["run", "list", "--last", "1000000"]),
         json!([]),
         "no run may exist"
     );
@@ -588,7 +599,7 @@ fn grid_sampling_with_uniform_fails_before_any_child_starts() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("uniform"), "{}", stderr(&out));
-    let runs = p.json(&["run", "list", "--last", "0"]);
+    let runs = p.json(&["run", "list", "--last", "1000000"]);
     assert_eq!(runs, json!([]), "no run may exist");
 }
 

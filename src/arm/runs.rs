@@ -61,6 +61,9 @@ pub async fn add_run_tags(
 
 /// `run list`: the workspace's jobs, newest first, filtered like v1.
 pub async fn list_runs(ws: &AzureWorkspace, filter: &RunFilter) -> WsResult<Vec<Value>> {
+    if filter.last == 0 {
+        return Ok(Vec::new());
+    }
     let client = ws.client().map_err(arm)?;
     let mut jobs = match &filter.parent_run_id {
         Some(parent) => child_runs(ws, parent).await?,
@@ -71,19 +74,12 @@ pub async fn list_runs(ws: &AzureWorkspace, filter: &RunFilter) -> WsResult<Vec<
     };
     jobs.retain(|job| matches_filter(job, filter));
     jobs.sort_by_key(|job| std::cmp::Reverse(created_at(job)));
-    if filter.last > 0 {
-        jobs.truncate(filter.last);
-    }
+    jobs.truncate(filter.last);
     Ok(jobs
         .iter()
         .map(|job| {
             let id = job["name"].as_str().unwrap_or_default();
-            let dto = run_dto(ws, id, job, &job["runHistory"]);
-            if filter.minimal {
-                json!({"runId": dto["runId"], "status": dto["status"]})
-            } else {
-                dto
-            }
+            run_dto(ws, id, job, &job["runHistory"])
         })
         .collect())
 }

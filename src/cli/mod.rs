@@ -33,6 +33,10 @@ pub use workspace::WorkspaceCommand;
     version,
     about,
     propagate_version = true,
+    // As az's argparse: a repeated flag takes the last value, and a long flag
+    // may be shortened to any unambiguous prefix (`--exp` for `--experiment-name`).
+    args_override_self = true,
+    infer_long_args = true,
     after_help = "Examples:\n  azml folder attach -e mnist\n  azml run submit-script -c local train.py --epochs 3\n  azml run list -e mnist -o table"
 )]
 pub struct Cli {
@@ -46,14 +50,15 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Output format.
-    #[arg(short = 'o', long = "output", global = true, help_heading = "Global Arguments", value_enum, default_value_t = Format::Json)]
+    #[arg(short = 'o', long = "output", global = true, help_heading = "Global Arguments", value_enum, ignore_case = true, default_value_t = Format::Json)]
     pub output: Format,
     /// JMESPath query string, applied to the result before formatting. See http://jmespath.org/.
     #[arg(
         long,
         global = true,
         help_heading = "Global Arguments",
-        value_name = "JMESPATH"
+        value_name = "JMESPATH",
+        value_parser = check_query
     )]
     pub query: Option<String>,
     /// Increase logging verbosity to show all debug logs (secrets redacted).
@@ -154,6 +159,14 @@ pub fn parse_key_value(text: &str) -> Result<KeyValue, String> {
         key: key.to_string(),
         value: value.to_string(),
     })
+}
+
+/// `--query` is parsed with the other arguments, as az does: a typo must not
+/// cost a submitted run or a created resource before it is reported.
+fn check_query(text: &str) -> Result<String, String> {
+    crate::output::query::compile(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("invalid JMESPath expression: {}", e.0))
 }
 
 /// clap value parser for a `run list --tags` term: `key` (any value) or `key=value`.

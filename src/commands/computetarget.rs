@@ -86,14 +86,14 @@ fn common_of(command: &ComputetargetCommand) -> &ComputeWorkspaceArgs {
 
 async fn list(ctx: &Context, args: &ComputeWorkspaceArgs) -> anyhow::Result<i32> {
     let backend = ctx.backend(&args.workspace)?;
-    let computes = backend.list_computes().await?;
-    // The table shows v1's columns; json/yaml/tsv keep the resources as returned.
-    let rows = if ctx.printer.format == crate::output::Format::Table {
-        computes.iter().map(crate::arm::compute::list_row).collect()
-    } else {
-        computes
+    let computes = Value::Array(backend.list_computes().await?);
+    // `-o table` shows v1's columns; a query and the other formats see the resources.
+    let rows = |computes: &Value| {
+        let list = computes.as_array().map(Vec::as_slice).unwrap_or_default();
+        Value::Array(list.iter().map(crate::arm::compute::list_row).collect())
     };
-    print(&ctx.printer, &Value::Array(rows))
+    ctx.printer.result_with_table(&computes, Some(&rows))?;
+    Ok(crate::error::exit::SUCCESS)
 }
 
 async fn show(ctx: &Context, args: &TargetNameArgs) -> anyhow::Result<i32> {

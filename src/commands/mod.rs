@@ -65,7 +65,8 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(err) => {
             let (code, hint) = exit_code_of(&err);
-            ctx.printer.error(format!("{err:#}"), hint.as_deref());
+            ctx.printer
+                .error(crate::error::describe(&err), hint.as_deref());
             code
         }
     }
@@ -111,8 +112,14 @@ fn init_tracing(global: &GlobalArgs) {
     } else {
         return;
     };
+    // Colour only on a terminal, as knack: CI logs must not fill with escapes.
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .try_init();
 }

@@ -37,6 +37,13 @@ fn open(ctx: &Context, common: &RunCommonArgs) -> anyhow::Result<(ResolvedWorksp
 }
 
 async fn list(ctx: &Context, args: &RunListArgs) -> anyhow::Result<i32> {
+    if args.pipeline_run_id.is_some() && args.common.experiment_name.is_some() {
+        return Err(UserError::usage(
+            "cannot provide both --experiment-name and --pipeline-run-id",
+        )
+        .with_hint("a pipeline run names its experiment; drop -e")
+        .into());
+    }
     let (resolved, backend) = open(ctx, &args.common)?;
     let filter = RunFilter {
         experiment: resolved.experiment.clone(),
@@ -49,9 +56,11 @@ async fn list(ctx: &Context, args: &RunListArgs) -> anyhow::Result<i32> {
             .clone()
             .or_else(|| args.pipeline_run_id.clone()),
         compute_target: args.compute_target_name.clone(),
-        minimal: args.minimal,
     };
-    let runs = backend.list_runs(&filter).await?;
+    let mut runs = backend.list_runs(&filter).await?;
+    if args.minimal {
+        runs = runs.iter().map(minimal_run).collect();
+    }
     print(&ctx.printer, &Value::Array(runs))
 }
 
@@ -281,6 +290,19 @@ fn source_dir(args: &SubmitArgs) -> anyhow::Result<PathBuf> {
         .into());
     }
     Ok(dir.canonicalize().unwrap_or_else(|_| dir.clone()))
+}
+
+/// `run list --minimal`: the keys and order of v1's `_get_minimal_run`.
+fn minimal_run(run: &Value) -> Value {
+    serde_json::json!({
+        "RunId": run["runId"],
+        "RunType": run["runType"],
+        "Status": run["status"],
+        "StartTime": run["startTimeUtc"],
+        "EndTime": run["endTimeUtc"],
+        "Target": run["target"],
+        "Tags": run["tags"],
+    })
 }
 
 fn pairs(tags: &[KeyValue]) -> Vec<(String, String)> {

@@ -413,10 +413,19 @@ impl Workspace for LocalWorkspace {
             })?),
             None => None,
         };
+        if let Some(parent) = &filter.parent_run_id {
+            store.run(parent).map_err(store_err)?;
+        }
+        if filter.last == 0 {
+            return Ok(Vec::new());
+        }
         let runs = store
             .list_runs(&RunQuery {
                 experiment: filter.experiment.clone(),
                 status,
+                // Without a parent, v1 listed top-level runs only
+                // (`include_children=False`): a sweep is one entry.
+                top_level_only: filter.parent_run_id.is_none(),
                 parent_run_id: filter.parent_run_id.clone(),
                 target: filter.compute_target.clone(),
                 tags: filter.tags.clone(),
@@ -424,18 +433,7 @@ impl Workspace for LocalWorkspace {
             })
             .map_err(store_err)?;
         runs.iter()
-            .map(|run| {
-                if filter.minimal {
-                    Ok(json!({
-                        "runId": run.run_id,
-                        "experimentName": run.experiment_name,
-                        "status": run.status.as_str(),
-                        "target": run.target,
-                    }))
-                } else {
-                    self.run_json(&store, run, false)
-                }
-            })
+            .map(|run| self.run_json(&store, run, false))
             .collect()
     }
 

@@ -270,6 +270,8 @@ pub struct RunQuery {
     pub experiment: Option<String>,
     pub status: Option<RunStatus>,
     pub parent_run_id: Option<String>,
+    /// Only runs without a parent.
+    pub top_level_only: bool,
     pub target: Option<String>,
     pub tags: Vec<TagFilter>,
     /// 0 = no limit.
@@ -563,6 +565,9 @@ impl Store {
         if let Some(parent) = &q.parent_run_id {
             args.push(Box::new(parent.clone()));
             sql += &format!(" AND r.parent_run_id = ?{}", args.len());
+        }
+        if q.top_level_only {
+            sql += " AND r.parent_run_id IS NULL";
         }
         if let Some(target) = &q.target {
             args.push(Box::new(target.clone()));

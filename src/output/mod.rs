@@ -33,8 +33,13 @@ pub enum Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
+    /// The expression does not parse: a usage error, found before the command runs.
     #[error("invalid --query expression: {0}")]
-    Query(String),
+    QuerySyntax(String),
+    /// It parses but fails on this result (unknown function, wrong type…):
+    /// exit 1, as az's `InvalidArgumentValueError`.
+    #[error("--query failed: {0}")]
+    QueryEval(String),
     #[error(
         "Table output unavailable. Use the --query option to specify an appropriate query. Use --debug for more info."
     )]
@@ -74,10 +79,30 @@ pub struct Printer {
 impl Printer {
     /// Print a command's result on stdout (and to the metadata file, if asked).
     pub fn result(&self, value: &Value) -> Result<(), OutputError> {
+        self.result_with_table(value, None)
+    }
+
+    /// [`Printer::result`] with az's table transformer: `-o table` without
+    /// `--query` shows `rows(value)` in the order its keys are written; a
+    /// query, and every other format, sees the value itself.
+    pub fn result_with_table(
+        &self,
+        value: &Value,
+        rows: Option<&dyn Fn(&Value) -> Value>,
+    ) -> Result<(), OutputError> {
         if let Some(path) = &self.metadata_file {
             write_metadata_file(path, value)?;
         }
-        let rendered = render(value, self.effective_format(), self.query.as_deref())?;
+        let format = self.effective_format();
+        let transformed;
+        let (shown, sort_keys) = match rows {
+            Some(rows) if format == Format::Table && self.query.is_none() => {
+                transformed = rows(value);
+                (&transformed, false)
+            }
+            _ => (value, self.query.is_none()),
+        };
+        let rendered = render_sorted(shown, format, self.query.as_deref(), sort_keys)?;
         let mut out = std::io::stdout().lock();
         out.write_all(rendered.as_bytes())?;
         out.flush()?;
@@ -143,10 +168,21 @@ fn write_metadata_file(path: &PathBuf, value: &Value) -> Result<(), OutputError>
 /// (after the query) is null, because az prints nothing for a null result.
 /// `jsonc`/`yamlc` are coloured here; `Printer` downgrades them off a terminal.
 pub fn render(value: &Value, format: Format, query: Option<&str>) -> Result<String, OutputError> {
+    render_sorted(value, format, query, query.is_none())
+}
+
+/// [`render`], saying whether a table sorts each row's keys (knack sorts
+/// them unless a query or a table transformer chose the columns).
+fn render_sorted(
+    value: &Value,
+    format: Format,
+    query: Option<&str>,
+    sort_table_keys: bool,
+) -> Result<String, OutputError> {
     let mut doc = Doc::from(value);
     if let Some(expression) = query {
-        let ast = query::compile(expression).map_err(|e| OutputError::Query(e.0))?;
-        doc = query::search(&ast, &doc).map_err(|e| OutputError::Query(e.0))?;
+        let ast = query::compile(expression).map_err(|e| OutputError::QuerySyntax(e.0))?;
+        doc = query::search(&ast, &doc).map_err(|e| OutputError::QueryEval(e.0))?;
     }
     if matches!(doc, Doc::Null) {
         return Ok(String::new());
@@ -157,24 +193,27 @@ pub fn render(value: &Value, format: Format, query: Option<&str>) -> Result<Stri
         Format::Yaml => yaml::render(&doc),
         Format::Yamlc => color::yaml(&yaml::render(&doc)),
         Format::Table => {
-            table::render(&doc, query.is_some()).ok_or(OutputError::TableUnavailable)?
+            table::render(&doc, sort_table_keys).ok_or(OutputError::TableUnavailable)?
         }
         Format::Tsv => tsv::render(&doc),
         Format::None => String::new(),
     })
 }
 
-/// A bad `--query` is a usage error (exit 2), like any bad argument.
+/// A `--query` that does not parse is a usage error (exit 2), like any bad
+/// argument; one that fails on the result exits 1, as in az.
 impl crate::error::ExitCoded for OutputError {
     fn exit_code(&self) -> i32 {
         match self {
-            OutputError::Query(_) => crate::error::exit::USAGE,
+            OutputError::QuerySyntax(_) => crate::error::exit::USAGE,
             _ => crate::error::exit::ERROR,
         }
     }
     fn hint(&self) -> Option<String> {
         match self {
-            OutputError::Query(_) => Some("see https://jmespath.org for the query syntax".into()),
+            OutputError::QuerySyntax(_) | OutputError::QueryEval(_) => {
+                Some("see https://jmespath.org for the query syntax".into())
+            }
             OutputError::TableUnavailable => {
                 Some("try --query to pick scalar fields, e.g. --query \"[].{Name:name}\"".into())
             }

@@ -25,7 +25,77 @@ enum Value {
 
 /// Parse `expression` (errors are the user's: exit code 2).
 pub fn compile(expression: &str) -> Result<Ast, QueryError> {
-    jmespath::parse(expression).map_err(|e| QueryError(e.to_string()))
+    jmespath::parse(&legacy_literals(expression)).map_err(|e| QueryError(e.to_string()))
+}
+
+/// Python's jmespath (so az) still reads a backtick literal that is not JSON
+/// as a string (JMESPath's old form, JEP-12): `` [?status==`Completed`] ``
+/// is common in scripts written for az. Such literals are rewritten to
+/// their JSON string so the parser takes them as Python's does.
+fn legacy_literals(expression: &str) -> std::borrow::Cow<'_, str> {
+    if !expression.contains('`') {
+        return expression.into();
+    }
+    let mut out = String::with_capacity(expression.len() + 8);
+    let mut chars = expression.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                out.push(c);
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
+            }
+            (Some(q), _) if c == q => {
+                out.push(c);
+                quote = None;
+            }
+            (Some(_), _) => out.push(c),
+            (None, '\'' | '"') => {
+                out.push(c);
+                quote = Some(c);
+            }
+            (None, '`') => {
+                let mut raw = String::new();
+                let mut closed = false;
+                while let Some(l) = chars.next() {
+                    match l {
+                        '\\' => {
+                            raw.push(l);
+                            if let Some(next) = chars.next() {
+                                raw.push(next);
+                            }
+                        }
+                        '`' => {
+                            closed = true;
+                            break;
+                        }
+                        _ => raw.push(l),
+                    }
+                }
+                out.push('`');
+                out.push_str(&legacy_literal(&raw).unwrap_or(raw));
+                if closed {
+                    out.push('`');
+                }
+            }
+            (None, _) => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// The JSON text for one backtick literal's raw content (`` \` `` escapes
+/// kept), when it is not JSON but reads as a string the way Python's
+/// jmespath reads it: `json.loads('"%s"' % lexeme.lstrip())`.
+fn legacy_literal(raw: &str) -> Option<String> {
+    let lexeme = raw.replace("\\`", "`");
+    if serde_json::from_str::<serde_json::Value>(&lexeme).is_ok() {
+        return None;
+    }
+    let text: String = serde_json::from_str(&format!("\"{}\"", lexeme.trim_start())).ok()?;
+    Some(serde_json::to_string(&text).ok()?.replace('`', "\\`"))
 }
 
 /// Evaluate a parsed query against `data`.

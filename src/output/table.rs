@@ -13,10 +13,10 @@ use super::value::{Doc, py_isspace, py_splitlines};
 const SKIP_KEYS: [&str; 3] = ["id", "type", "etag"];
 
 /// `None` when knack would refuse ("Table output unavailable").
-pub fn render(doc: &Doc, query_active: bool) -> Option<String> {
+pub fn render(doc: &Doc, sort_keys: bool) -> Option<String> {
     let rows: Vec<Vec<(String, Doc)>> = match doc {
-        Doc::List(items) => items.iter().map(|i| row_cells(i, !query_active)).collect(),
-        item => vec![row_cells(item, !query_active)],
+        Doc::List(items) => items.iter().map(|i| row_cells(i, sort_keys)).collect(),
+        item => vec![row_cells(item, sort_keys)],
     };
     let table = if rows.is_empty() {
         String::new()

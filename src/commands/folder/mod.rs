@@ -25,6 +25,7 @@ pub async fn dispatch(ctx: &Context, command: FolderCommand) -> anyhow::Result<i
 }
 
 async fn attach(ctx: &Context, args: &FolderAttachArgs) -> anyhow::Result<i32> {
+    create_missing_folder(ctx, &args.workspace.path)?;
     let resolved = ctx.resolve(&args.workspace, None)?;
     let folder =
         args.workspace.path.canonicalize().map_err(|e| {
@@ -36,6 +37,19 @@ async fn attach(ctx: &Context, args: &FolderAttachArgs) -> anyhow::Result<i32> {
     tracing::info!(?written, "folder attach wrote files");
     let summary = summary(&resolved.target, &experiment, &folder);
     print(&ctx.printer, &summary)
+}
+
+/// v1 created a `--path` that did not exist yet ("Creating non-existent
+/// path"); only a path that is a file is an error.
+fn create_missing_folder(ctx: &Context, path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path)
+        .map_err(|e| UserError::failed(format!("cannot create --path {}: {e}", path.display())))?;
+    ctx.printer
+        .info(format!("Created the folder {}", path.display()));
+    Ok(())
 }
 
 /// `-e`, else the folder's own name (v1's default), checked against v1's rule.
