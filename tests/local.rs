@@ -1276,3 +1276,52 @@ print("restored", names(ViewType.ACTIVE_ONLY), client.get_run(drop.info.run_id).
     let children = p.json(&["run", "list", "--parent-run-id", parent]);
     assert_eq!(children.as_array().unwrap().len(), 2, "{children}");
 }
+
+/// A trial's script that logged its own hyperparameters failed: the sweep had
+/// stored them as params first (`0.00001`), and MLflow's "params cannot
+/// change" refused the script's `1e-05`. A nested run's metric also counted
+/// as the trial's primary metric.
+#[test]
+fn a_sweep_trial_may_log_its_own_hyperparameters_and_nested_metrics_stay_nested() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "trial.py",
+        r#"
+import argparse, mlflow
+ap = argparse.ArgumentParser()
+ap.add_argument("--batch_size", type=int)
+ap.add_argument("--lr", type=float)
+a = ap.parse_args()
+mlflow.start_run()
+mlflow.log_params({"batch_size": a.batch_size, "lr": a.lr})
+mlflow.log_metric("acc", 0.5)
+with mlflow.start_run(nested=True):
+    mlflow.log_metric("acc", 0.99)
+"#,
+    );
+    p.write(
+        "hd.yml",
+        "sampling:\n  type: grid\n  parameter_space:\n    - name: batch_size\n      expression: choice\n      values: [16]\n    - name: lr\n      expression: choice\n      values: [0.00001]\npolicy:\n  type: NoTermination\nprimary_metric_name: acc\nprimary_metric_goal: maximize\nmax_total_runs: 1\nmax_concurrent_runs: 1\n",
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-hyperdrive", "-e", "hp"])
+        .args(["--hyperdrive-configuration-name", "hd.yml", "trial.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    let parent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let child = parent["properties"]["best_child_run_id"]
+        .as_str()
+        .expect("best child");
+    let metrics = p.json(&["run", "metrics", "-r", child]);
+    assert_eq!(metrics["acc"], 0.5, "{metrics}");
+    assert!(
+        logs.contains("(acc 0.5)"),
+        "the trial is ranked by its own acc: {logs}"
+    );
+    let shown = p.json(&["run", "show", "-r", child]);
+    assert_eq!(shown["status"], "Completed", "{shown}");
+}

@@ -924,6 +924,15 @@ impl Store {
     }
 
     /// Log a parameter; re-logging the same value is fine, a different one is refused (as MLflow does).
+    /// Sets a param whatever it was (the script's value over a sweep's).
+    pub fn replace_param(&self, run_id: &str, key: &str, value: &str) -> StoreResult<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO params(run_id, key, value) VALUES (?1, ?2, ?3)",
+            params![run_id, key, value],
+        )?;
+        Ok(())
+    }
+
     pub fn log_param(&self, run_id: &str, key: &str, value: &str) -> StoreResult<()> {
         let old: Option<String> = self
             .conn

@@ -749,8 +749,13 @@ impl Call<'_> {
         })
     }
 
+    /// Stores the points; only the token's own run feeds the hook (a sweep's
+    /// policy and ranking): a nested run's metrics are not the trial's.
     fn store_metrics(&self, run_id: &str, points: &[MetricPoint]) -> Result<(), ApiError> {
         self.store().log_metrics(run_id, points)?;
+        if run_id != self.grant.run_id {
+            return Ok(());
+        }
         if let Some(hook) = &self.grant.on_metric {
             for p in points {
                 hook(run_id, p);
@@ -769,7 +774,7 @@ impl Call<'_> {
     fn log_param(&self) -> ApiResult {
         let run = self.writable_run()?;
         let (key, value) = param(self.str_arg("key")?, self.str_arg("value")?)?;
-        self.store().log_param(&run.run_id, &key, &value)?;
+        log_param_over_sweep(&self.store(), &run, &key, &value)?;
         Ok(json!({}))
     }
 
@@ -852,7 +857,7 @@ impl Call<'_> {
         {
             let store = self.store();
             for (k, v) in &params {
-                store.log_param(&run.run_id, k, v)?;
+                log_param_over_sweep(&store, &run, k, v)?;
             }
             for (k, v) in &tags {
                 store.set_tag(&run.run_id, k, v)?;
@@ -905,6 +910,31 @@ impl Call<'_> {
         }
         Ok(out)
     }
+}
+
+/// MLflow's `log_param`, except that a value a sweep recorded for its trial
+/// (a key of the run's `hyperparameters` tag) yields to the script's own:
+/// a script logging `lr` as Python prints it (`1e-05`, not the sweep's
+/// `0.00001`) must not fail its trial, and on Azure ML it would not.
+fn log_param_over_sweep(
+    store: &Store,
+    run: &RunRecord,
+    key: &str,
+    value: &str,
+) -> Result<(), ApiError> {
+    match store.log_param(&run.run_id, key, value) {
+        Err(StoreError::ParamConflict { .. }) if is_sweep_parameter(run, key) => {
+            Ok(store.replace_param(&run.run_id, key, value)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+fn is_sweep_parameter(run: &RunRecord, key: &str) -> bool {
+    run.tags
+        .get("hyperparameters")
+        .and_then(|text| serde_json::from_str::<Map<String, Value>>(text).ok())
+        .is_some_and(|sampled| sampled.contains_key(key))
 }
 
 fn lifecycle_stage(run: &RunRecord) -> &'static str {
