@@ -1325,3 +1325,71 @@ with mlflow.start_run(nested=True):
     let shown = p.json(&["run", "show", "-r", child]);
     assert_eq!(shown["status"], "Completed", "{shown}");
 }
+
+/// Found by an MLflow-compatibility pass: each line of the script checks
+/// one call a real MLflow server answers differently from what azml did.
+#[test]
+fn mlflow_parentage_renames_big_batches_bad_steps_and_names_answer_like_mlflow() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "compat.py",
+        r#"
+import mlflow, pandas
+from mlflow.exceptions import MlflowException
+c = mlflow.MlflowClient()
+outer = mlflow.start_run()
+with mlflow.start_run(nested=True, run_name="child-1") as kid:
+    pass
+kid_id = kid.info.run_id
+# Parentage is a tag in MLflow; azml's own children carry it too.
+found = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{outer.info.run_id}'", output_format="list")
+print("children", len(found), mlflow.get_parent_run(kid_id).info.run_id == outer.info.run_id)
+c.update_run(kid_id, name="renamed")
+print("renamed", c.get_run(kid_id).data.tags["mlflow.runName"])
+# More than axum's 2 MiB default in one request.
+mlflow.set_tags({f"t{i}": "\u65e5" * 8000 for i in range(100)})
+print("big batch", len(c.get_run(outer.info.run_id).data.tags) >= 100)
+# A step that is no integer was stored as step 0 with a 200.
+import os, requests
+for step in ("abc", 1.5, "7"):
+    r = requests.post(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric",
+        headers={"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]},
+        json={"run_id": outer.info.run_id, "key": "m", "value": 1.0, "timestamp": 0, "step": step})
+    print("step", step, r.status_code, r.json().get("error_code"))
+try:
+    c.create_experiment("team/proj v2")
+    print("created")
+except MlflowException as e:
+    print("name refused", e.error_code)
+ds = mlflow.data.from_pandas(pandas.DataFrame({"a": [1]}), name="d")
+mlflow.log_input(ds, context="training")
+mlflow.log_input(ds, context="training")
+print("inputs", len(c.get_run(outer.info.run_id).inputs.dataset_inputs))
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "compat", "compat.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    assert!(logs.contains("children 1 True"), "{logs}");
+    assert!(logs.contains("renamed renamed"), "{logs}");
+    assert!(logs.contains("big batch True"), "{logs}");
+    assert!(
+        logs.contains("name refused INVALID_PARAMETER_VALUE"),
+        "{logs}"
+    );
+    assert!(logs.contains("inputs 1"), "{logs}");
+    assert!(
+        logs.contains("step abc 400 INVALID_PARAMETER_VALUE"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("step 1.5 400 INVALID_PARAMETER_VALUE"),
+        "{logs}"
+    );
+    assert!(logs.contains("step 7 200 None"), "{logs}");
+}

@@ -1073,9 +1073,12 @@ impl Store {
 
     /// Record one of a run's inputs or outputs (`kind`: `dataset_inputs`,
     /// `model_inputs`, `model_outputs`), in the order they were logged.
+    /// Records an input or output once: logging the same dataset (same
+    /// document, context tags included) again adds nothing, as in MLflow.
     pub fn add_run_io(&self, run_id: &str, kind: &str, doc: &Value) -> StoreResult<()> {
         self.exec(
-            "INSERT INTO run_io(run_id, kind, doc) VALUES (?1, ?2, ?3)",
+            "INSERT INTO run_io(run_id, kind, doc) SELECT ?1, ?2, ?3 WHERE NOT EXISTS \
+             (SELECT 1 FROM run_io WHERE run_id = ?1 AND kind = ?2 AND doc = ?3)",
             params![run_id, kind, doc.to_string()],
         )?;
         Ok(())

@@ -94,6 +94,9 @@ impl TrackingServer {
                     "no such endpoint",
                 )
             })
+            // axum's 2 MiB default refused a batch of long CJK tags with a
+            // plain-text 413; MLflow's own limits (per value) apply instead.
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
             .with_state(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (finished, done) = tokio::sync::oneshot::channel::<()>();
@@ -493,9 +496,10 @@ impl Call<'_> {
 
     fn create_experiment(&self) -> ApiResult {
         let name = self.str_arg("name")?;
-        if name.trim().is_empty() {
-            return Err(invalid("Invalid experiment name: ''"));
-        }
+        // Run ids and folders are made from the name, so it follows the rule
+        // `-e` does (Azure ML's): `team/proj v2` or `../x` would not.
+        crate::config::validate_experiment_name(&name)
+            .map_err(|e| invalid(format!("Invalid experiment name: {e}")))?;
         let tags = self.checked_key_values("tags", tag)?;
         let store = self.store();
         let (exp, created) = store.ensure_experiment(&name)?;
@@ -584,11 +588,16 @@ impl Call<'_> {
         let metrics = latest_metrics(&store.metrics(&run.run_id)?);
         let params = store.params(&run.run_id)?;
         // MLflow keeps the `mlflow.runName` tag equal to the run name (a run renamed
-        // through runs/update included), and scripts filter on it.
+        // through runs/update included), and scripts filter on it. Parentage is
+        // the `mlflow.parentRunId` tag there (`get_parent_run`, the UI's nesting),
+        // also for the children azml makes (sweep trials).
         let mut tags = run.tags.clone();
         if let Some(name) = &run.display_name {
-            tags.entry("mlflow.runName".into())
-                .or_insert_with(|| name.clone());
+            tags.insert("mlflow.runName".into(), name.clone());
+        }
+        if let Some(parent) = &run.parent_run_id {
+            tags.entry("mlflow.parentRunId".into())
+                .or_insert_with(|| parent.clone());
         }
         let kv = |m: &BTreeMap<String, String>| -> Vec<Value> {
             m.iter()
@@ -731,16 +740,8 @@ impl Call<'_> {
             .get("value")
             .and_then(number_of)
             .ok_or_else(|| invalid(format!("Got invalid value for metric '{name}'")))?;
-        let timestamp_ms = m
-            .get("timestamp")
-            .and_then(number_of)
-            .map(|t| t as i64)
-            .unwrap_or_else(now_ms);
-        let step = m
-            .get("step")
-            .and_then(number_of)
-            .map(|s| s as i64)
-            .unwrap_or(0);
+        let timestamp_ms = integer_field(m, "timestamp", &name)?.unwrap_or_else(now_ms);
+        let step = integer_field(m, "step", &name)?.unwrap_or(0);
         Ok(MetricPoint {
             name,
             value,
@@ -981,6 +982,11 @@ impl ViewType {
     }
 }
 
+/// The largest request body taken: a log-batch of MLflow's maximum (1,000
+/// metrics, 100 params of 6,000 and 100 tags of 8,000 characters, 4 bytes
+/// each in UTF-8) is about 6 MiB.
+const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
 /// MLflow's limits (`mlflow.utils.validation`), so a script that logs here
 /// also logs on a real MLflow server or Azure ML: keys up to 250 characters
 /// of letters, digits and `_-. :/`, not a path that resolves to another name.
@@ -1080,6 +1086,35 @@ fn metric_json(p: &MetricPoint) -> Value {
 }
 
 /// Numbers arrive as JSON numbers or (int64, NaN, Infinity) as strings.
+/// A metric's `step`/`timestamp`: absent is `None`; an int64 (a number or
+/// its text, as proto JSON writes it) is taken; anything else is a 400, as
+/// MLflow refuses it, not a silent 0.
+fn integer_field(
+    m: &Map<String, Value>,
+    field: &str,
+    metric: &str,
+) -> Result<Option<i64>, ApiError> {
+    let value = match m.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let parsed = match value {
+        // An integral float (`1.0`) is an integer to proto JSON too.
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        invalid(format!(
+            "Invalid value {value} for parameter '{field}' of metric '{metric}': expected an integer"
+        ))
+    })
+}
+
 pub(super) fn number_of(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
