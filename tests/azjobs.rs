@@ -1936,3 +1936,93 @@ fn the_upload_progress_bar_draws_on_a_terminal_stderr_and_stdout_stays_json() {
         "the progress bar went to stdout"
     );
 }
+
+/// Found by a translation review: the environment a runconfig names was
+/// dropped or replaced without a word. Inline `condaDependencies` and
+/// `assetId` were ignored, a user-managed `interpreterPath` became `python`,
+/// and a name + version that is not registered ran on the bare default image.
+#[test]
+fn the_runconfigs_environment_is_the_one_the_job_gets() {
+    let Some(cloud) = cloud() else { return };
+    let project = azure_project();
+    let root = project.path();
+    let head = "script: train.py\ntarget: cpu-cluster\nenvironment:\n";
+    write_file(
+        root,
+        ".azureml/inline.runconfig",
+        format!("{head}  python:\n    condaDependencies:\n      name: x\n      dependencies: [python=3.11]\n").as_bytes(),
+    );
+    write_file(
+        root,
+        ".azureml/asset.runconfig",
+        format!(
+            "{head}  assetId: azureml://registries/azureml/environments/sklearn-1.5/versions/1\n"
+        )
+        .as_bytes(),
+    );
+    write_file(
+        root,
+        ".azureml/managed.runconfig",
+        format!("{head}  python:\n    userManagedDependencies: true\n    interpreterPath: /opt/conda/envs/my env/bin/python\n").as_bytes(),
+    );
+    write_file(
+        root,
+        ".azureml/named.runconfig",
+        format!("{head}  name: myenv\n  version: \"3\"\n").as_bytes(),
+    );
+    let submit = |config: &str| {
+        azml(
+            &cloud,
+            root,
+            &[
+                "run",
+                "submit-script",
+                "-c",
+                config,
+                "-e",
+                "env",
+                "--async",
+                "train.py",
+            ],
+        )
+    };
+    let job_of = |out: &std::process::Output| {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run = stdout_json(out);
+        cloud.fake.state().jobs[run["runId"].as_str().expect("runId")].clone()
+    };
+
+    job_of(&submit("inline"));
+    let envs = cloud.fake.requests("PUT", "/environments/");
+    let body: Value = serde_json::from_str(&envs.last().expect("an environment PUT").body).unwrap();
+    assert_eq!(
+        body["properties"]["condaFile"],
+        "dependencies:\n- python=3.11\nname: x\n"
+    );
+
+    let job = job_of(&submit("asset"));
+    assert_eq!(
+        job["properties"]["environmentId"],
+        "azureml://registries/azureml/environments/sklearn-1.5/versions/1"
+    );
+
+    let job = job_of(&submit("managed"));
+    assert_eq!(
+        job["properties"]["command"],
+        "'/opt/conda/envs/my env/bin/python' train.py"
+    );
+
+    let named = submit("named");
+    assert_eq!(named.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&named.stderr);
+    assert!(
+        stderr.contains("environment myenv version 3 does not exist"),
+        "{stderr}"
+    );
+    assert_no_violations(&cloud.fake);
+}

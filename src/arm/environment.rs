@@ -26,6 +26,9 @@ pub struct AnonymousEnvironment {
 /// What to do about the environment before submitting the job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EnvironmentPlan {
+    /// `environment.assetId`: an environment referenced by its id as is
+    /// (`azureml://registries/…/versions/1` or an ARM id).
+    Asset(String),
     /// A curated (`AzureML-…`) environment: always referenced (version None = latest).
     Curated {
         name: String,
@@ -45,6 +48,14 @@ pub enum EnvironmentPlan {
 /// sends it (`conda::sdk_conda_text` of the file, read by the caller), ignored
 /// when dependencies are user-managed.
 pub fn plan(env: &Environment, conda_text: Option<&str>) -> SpecResult<EnvironmentPlan> {
+    if let Some(asset) = env
+        .asset_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
+        return Ok(EnvironmentPlan::Asset(asset.to_string()));
+    }
     let name = env.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
     let version = env
         .version

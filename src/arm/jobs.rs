@@ -704,11 +704,24 @@ fn base_command(
         });
     };
     let _ = warnings;
-    let mut parts = vec!["python".to_string(), quote(script)];
+    let mut parts = vec![interpreter(rc), quote(script)];
     for arg in &rc.arguments {
         parts.push(quote_with_placeholders(&rewrite_argument(arg, rewrites)));
     }
     Ok(parts.join(" "))
+}
+
+/// `python`, or the image's own interpreter when dependencies are
+/// user-managed (`interpreterPath: /opt/conda/envs/x/bin/python`): v2 builds
+/// no environment then, so the path v1 ran is the one that has the packages.
+fn interpreter(rc: &RunConfig) -> String {
+    let python = &rc.environment.python;
+    let path = python.interpreter_path.trim();
+    if python.user_managed_dependencies && !path.is_empty() {
+        quote(path)
+    } else {
+        "python".into()
+    }
 }
 
 /// One argument with data references replaced by `${{inputs.x}}`.

@@ -94,7 +94,7 @@ async fn prepare(
     let git = tokio::task::spawn_blocking(move || git_properties(&source_dir));
     let (code_id, environment_id) = tokio::try_join!(
         upload_code(ws, &request.source_dir, &request.project_dir, logs),
-        resolve_environment(ws, rc, &request.project_dir),
+        resolve_environment(ws, rc, &request.project_dir, logs),
     )?;
     let properties = git.await.map_err(other)?;
     let run_id = jobs::new_run_id(&request.experiment, unix_now(), rand::random::<u32>());
@@ -397,12 +397,14 @@ async fn resolve_environment(
     ws: &AzureWorkspace,
     rc: &RunConfig,
     project_dir: &Path,
+    logs: &dyn LogSink,
 ) -> WsResult<String> {
     let conda = read_conda_file(rc, project_dir)?;
     let plan = environment::plan(&rc.environment, conda.as_deref()).map_err(other)?;
     let client = ws.client().map_err(arm)?;
     let ws_path = ws.workspace_path();
     match plan {
+        EnvironmentPlan::Asset(id) => Ok(id),
         EnvironmentPlan::Curated {
             name,
             version: Some(version),
@@ -432,13 +434,41 @@ async fn resolve_environment(
                 .map_err(arm)?
             {
                 Some(_) => Ok(id),
-                None => ensure_anonymous(client, &ws_path, &fallback).await,
+                // A runconfig that describes nothing but the name would run
+                // on the bare default image: say the environment is missing.
+                None if describes_nothing(rc, conda.as_deref()) => {
+                    Err(WorkspaceError::Failed {
+                        message: format!(
+                            "environment {name} version {version} does not exist in the workspace"
+                        ),
+                        hint: Some(
+                            "register it (`az ml environment create`), name an existing version, \
+                             or describe it in the runconfig (docker.baseImage, a conda file)"
+                                .into(),
+                        ),
+                    })
+                }
+                None => {
+                    logs.warn(&format!(
+                        "environment {name} version {version} is not registered in the workspace; \
+                         the runconfig's image and conda file are used instead"
+                    ));
+                    ensure_anonymous(client, &ws_path, &fallback).await
+                }
             }
         }
         EnvironmentPlan::Anonymous(anonymous) => {
             ensure_anonymous(client, &ws_path, &anonymous).await
         }
     }
+}
+
+/// A runconfig environment that is only a name: no image of its own (the
+/// v1 default is what the parser fills in) and no conda file.
+fn describes_nothing(rc: &RunConfig, conda: Option<&str>) -> bool {
+    let image = rc.environment.docker.base_image.as_deref().map(str::trim);
+    conda.is_none()
+        && image.is_none_or(|i| i.is_empty() || i == crate::model::runconfig::DEFAULT_BASE_IMAGE)
 }
 
 /// Curated environments also live in the `azureml` registry.
@@ -467,28 +497,38 @@ async fn ensure_anonymous(
     Ok(id)
 }
 
+/// The conda file's text as the SDK sends it: `condaDependenciesFile`, else
+/// the inline `condaDependencies` (which v1 saved runconfigs carry too).
 fn read_conda_file(rc: &RunConfig, project_dir: &Path) -> WsResult<Option<String>> {
-    if rc.environment.python.user_managed_dependencies {
+    let python = &rc.environment.python;
+    if python.user_managed_dependencies {
         return Ok(None);
     }
-    let Some(path) = rc.conda_file_path(project_dir) else {
-        return Ok(None);
+    let (raw, origin) = match rc.conda_file_path(project_dir) {
+        Some(path) => {
+            let raw = std::fs::read_to_string(&path).map_err(|e| {
+                WorkspaceError::Invalid(format!(
+                    "cannot read the conda file {} (environment.python.condaDependenciesFile): {e}",
+                    path.display()
+                ))
+            })?;
+            (raw, path.display().to_string())
+        }
+        None => match python.conda_dependencies.as_ref().filter(|c| !c.is_null()) {
+            // JSON is YAML: the SDK's re-dump below gives the file it would send.
+            Some(inline) => (
+                inline.to_string(),
+                "environment.python.condaDependencies".to_string(),
+            ),
+            None => return Ok(None),
+        },
     };
-    let raw = std::fs::read_to_string(&path).map_err(|e| {
-        WorkspaceError::Invalid(format!(
-            "cannot read the conda file {} (environment.python.condaDependenciesFile): {e}",
-            path.display()
-        ))
-    })?;
     // The SDK sends (and hashes) its PyYAML re-dump, not the raw text: doing
     // the same maps a conda file to the same anonymous environment either way.
     conda::sdk_conda_text(&raw).map_err(|e| WorkspaceError::Failed {
         message: format!(
             "{}:{}:{}: conda file: {}",
-            path.display(),
-            e.line,
-            e.column,
-            e.message
+            origin, e.line, e.column, e.message
         ),
         hint: Some(
             "fix the YAML (environment.python.condaDependenciesFile), or set \
