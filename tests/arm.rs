@@ -337,6 +337,36 @@ fn no_wait_returns_the_creating_resource_without_polling() {
     assert_schema_clean(&fake);
 }
 
+/// The PUT went out with `sshPublicAccess: Enabled` and no key, which the
+/// service refuses after a round trip; v1's SDK refused it up front.
+#[test]
+fn a_compute_instance_with_ssh_but_no_key_is_refused_before_any_request() {
+    let fake = FakeArm::start(Options::default());
+    let home = tempfile::tempdir().unwrap();
+    let r = run(
+        &fake,
+        home.path(),
+        &[
+            "computetarget",
+            "create",
+            "computeinstance",
+            "-n",
+            "ci",
+            "-s",
+            "STANDARD_DS3_V2",
+            "--ssh-public-access",
+            "true",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--admin-user-ssh-public-key"),
+        "{}",
+        r.stderr
+    );
+    assert!(fake.state().log.iter().all(|l| l.method != "PUT"));
+}
+
 #[test]
 fn show_of_a_missing_compute_prints_the_arm_error_and_exits_3() {
     let fake = FakeArm::start(Options::default());

@@ -437,6 +437,35 @@ fn a_bare_parameter_name_becomes_a_double_dash_flag_on_azure_as_locally() {
     );
 }
 
+/// `target: amlcompute` (v1's run-scoped cluster) became a computeId for a
+/// cluster named `amlcompute`, which the service answered with not-found.
+#[test]
+fn the_run_scoped_amlcompute_target_is_refused_by_name() {
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
+    rc.target = "amlcompute".into();
+    let err = jobs::command_job(&rc, &context(&rc, "x")).unwrap_err();
+    assert!(
+        matches!(err, JobSpecError::Unsupported { ref field, .. } if field == "target"),
+        "{err}"
+    );
+}
+
+/// A `data` and a `dataReferences` entry of one name overwrote each other.
+#[test]
+fn data_and_a_data_reference_of_one_name_are_refused() {
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
+    let name = rc.data.keys().next().expect("the example has data").clone();
+    let text = format!(
+        "script: train.py\nenvironment: {{}}\ndataReferences:\n  {name}:\n    pathOnDataStore: a\n"
+    );
+    let mut warnings = Vec::new();
+    let parsed = runconfig::parse_str(&text, std::path::Path::new("refs.runconfig"), &mut warnings)
+        .expect("parses");
+    rc.data_references = parsed.data_references;
+    let err = jobs::command_job(&rc, &context(&rc, "x")).unwrap_err();
+    assert!(err.to_string().contains("would both be job input"), "{err}");
+}
+
 #[test]
 fn local_target_on_azure_is_an_error_with_a_hint() {
     let err = jobs::compute_id(&workspace(), "local").unwrap_err();

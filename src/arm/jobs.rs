@@ -465,6 +465,14 @@ fn reject_inexpressible(rc: &RunConfig) -> SpecResult<()> {
             "v2 environments are docker images + conda: install R in the image",
         );
     }
+    if rc.target.eq_ignore_ascii_case("amlcompute") {
+        return unsupported(
+            "target",
+            rc.target.clone(),
+            "`amlcompute` was v1's run-scoped cluster, which v2 does not have: create a cluster \
+             (`azml computetarget create amlcompute`) and pass `--ct <name>`",
+        );
+    }
     if let Some(vm) = rc.amlcompute.vm_size.as_deref().filter(|v| !v.is_empty()) {
         return unsupported(
             "amlcompute.vmSize",
@@ -508,6 +516,12 @@ fn data_inputs(rc: &RunConfig) -> SpecResult<(Vec<DataInput>, Map<String, Value>
     let mut rewrites = Vec::new();
     for (name, reference) in &rc.data_references {
         let field = format!("dataReferences.{name}");
+        if rc.data.contains_key(name) {
+            return Err(JobSpecError::Invalid {
+                message: format!("data.{name} and {field} would both be job input '{name}'"),
+                hint: Some("rename one of them (and its references in the arguments)".into()),
+            });
+        }
         let datastore = reference
             .data_store_name
             .clone()

@@ -436,18 +436,16 @@ async fn resolve_environment(
                 Some(_) => Ok(id),
                 // A runconfig that describes nothing but the name would run
                 // on the bare default image: say the environment is missing.
-                None if describes_nothing(rc, conda.as_deref()) => {
-                    Err(WorkspaceError::Failed {
-                        message: format!(
-                            "environment {name} version {version} does not exist in the workspace"
-                        ),
-                        hint: Some(
-                            "register it (`az ml environment create`), name an existing version, \
+                None if describes_nothing(rc, conda.as_deref()) => Err(WorkspaceError::Failed {
+                    message: format!(
+                        "environment {name} version {version} does not exist in the workspace"
+                    ),
+                    hint: Some(
+                        "register it (`az ml environment create`), name an existing version, \
                              or describe it in the runconfig (docker.baseImage, a conda file)"
-                                .into(),
-                        ),
-                    })
-                }
+                            .into(),
+                    ),
+                }),
                 None => {
                     logs.warn(&format!(
                         "environment {name} version {version} is not registered in the workspace; \

@@ -436,6 +436,14 @@ async fn azure_create_computeinstance(
             .into());
         }
     };
+    if args.ssh_public_access == Some(true) && args.admin_user_ssh_public_key.is_none() {
+        // The service (and v1's SDK) require the key; say so before the PUT.
+        return Err(UserError::usage(
+            "--ssh-public-access true needs --admin-user-ssh-public-key",
+        )
+        .with_hint(r#"pass the public key text, e.g. --admin-user-ssh-public-key "$(cat ~/.ssh/id_rsa.pub)""#)
+        .into());
+    }
     let spec = spec::ComputeInstanceSpec {
         name: args.name.clone(),
         vm_size: args.vm_size.clone(),
