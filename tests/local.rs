@@ -1393,3 +1393,60 @@ print("inputs", len(c.get_run(outer.info.run_id).inputs.dataset_inputs))
     );
     assert!(logs.contains("step 7 200 None"), "{logs}");
 }
+
+/// `registered_model_name=` and `mlflow.register_model` failed with 404 on
+/// `registered-models/create` (after the model's files were written), and
+/// `models:/name/1` or `@alias` could not be loaded.
+#[test]
+fn mlflow_registers_model_versions_and_loads_them_by_version_alias_and_latest() {
+    let Some(py) = python(true) else { return };
+    let p = Project::new(py);
+    p.write(
+        "register.py",
+        r#"
+import mlflow, mlflow.pyfunc
+from mlflow import MlflowClient
+class M(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [len(str(model_input))]
+mlflow.start_run()
+info = mlflow.pyfunc.log_model(name="m", python_model=M(), registered_model_name="churn")
+print("registered", info.registered_model_version)
+c = MlflowClient()
+v2 = mlflow.register_model(info.model_uri, "churn")
+print("v2", v2.version, v2.status)
+c.set_registered_model_alias("churn", "champion", "1")
+for uri in ("models:/churn@champion", "models:/churn/2", "models:/churn/latest"):
+    print(uri, mlflow.pyfunc.load_model(uri).predict("abc"))
+print("search", [r.name for r in c.search_registered_models(filter_string="name LIKE 'ch%'")])
+print("versions", sorted(v.version for v in c.search_model_versions("name='churn'")))
+model = c.get_registered_model("churn")
+print("model", model.aliases, [v.version for v in model.latest_versions])
+c.delete_model_version("churn", "1")
+try:
+    c.get_model_version_by_alias("churn", "champion")
+except mlflow.exceptions.MlflowException as e:
+    print("alias gone", e.error_code)
+"#,
+    );
+    let out = p
+        .azml()
+        .args(["run", "submit-script", "-e", "reg", "register.py"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    for line in [
+        "registered 1",
+        "v2 2 READY",
+        "models:/churn@champion [3]",
+        "models:/churn/2 [3]",
+        "models:/churn/latest [3]",
+        "search ['churn']",
+        "versions ['1', '2']",
+        "model {'champion': '1'} ['2']",
+        "alias gone RESOURCE_DOES_NOT_EXIST",
+    ] {
+        assert!(logs.contains(line), "{line}: {logs}");
+    }
+}

@@ -109,8 +109,25 @@ const MODEL_ATTRIBUTES: &[&str] = &[
 const EXPERIMENT_ATTRIBUTES: &[&str] =
     &["name", "experiment_id", "creation_time", "last_update_time"];
 
+/// Registered-model attributes (`SearchModelUtils`).
+const REGISTERED_MODEL_ATTRIBUTES: &[&str] =
+    &["name", "creation_timestamp", "last_updated_timestamp"];
+
+/// Model-version attributes (`SearchModelVersionUtils`).
+const MODEL_VERSION_ATTRIBUTES: &[&str] = &[
+    "name",
+    "version_number",
+    "run_id",
+    "source_path",
+    "current_stage",
+    "status",
+    "creation_timestamp",
+    "last_updated_timestamp",
+];
+
 /// Attributes compared as numbers.
 const NUMERIC_ATTRIBUTES: &[&str] = &[
+    "version_number",
     "start_time",
     "end_time",
     "creation_timestamp",
@@ -128,6 +145,16 @@ pub fn parse_filter(text: &str) -> Result<Filter, String> {
 /// Parse a `logged-models/search` filter string (its own attributes).
 pub fn parse_model_filter(text: &str) -> Result<Filter, String> {
     parse_filter_over(text, MODEL_ATTRIBUTES)
+}
+
+/// Parse a `registered-models/search` filter string.
+pub fn parse_registered_model_filter(text: &str) -> Result<Filter, String> {
+    parse_filter_over(text, REGISTERED_MODEL_ATTRIBUTES)
+}
+
+/// Parse a `model-versions/search` filter string.
+pub fn parse_model_version_filter(text: &str) -> Result<Filter, String> {
+    parse_filter_over(text, MODEL_VERSION_ATTRIBUTES)
 }
 
 /// Parse an `experiments/search` filter string.
@@ -615,6 +642,23 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn registry_filters_name_bare_attributes_and_compare_versions_as_numbers() {
+        let model = json!({"info": {"name": "churn"}, "data": {"tags": []}});
+        for (filter, hit) in [
+            ("name LIKE 'ch%'", true),
+            ("name = 'churn'", true),
+            ("name ILIKE 'CH%'", true),
+            ("name = 'x'", false),
+        ] {
+            let f = parse_registered_model_filter(filter).unwrap();
+            assert_eq!(f.matches(&model), hit, "{filter}");
+        }
+        let version = json!({"info": {"name": "churn", "version_number": 10.0, "run_id": "r"}, "data": {"tags": []}});
+        let f = parse_model_version_filter("name = 'churn' AND version_number > 9").unwrap();
+        assert!(f.matches(&version));
+    }
 
     fn run(id: &str, start: i64, acc: Option<f64>, lr: &str, team: Option<&str>) -> Value {
         let metrics: Vec<Value> = acc

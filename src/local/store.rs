@@ -150,6 +150,20 @@ CREATE TABLE experiment_tags (
     // v5: MLflow's soft delete (`mlflow.delete_run`, undone by `restore_run`):
     // when the run was deleted, NULL while it is active.
     "ALTER TABLE runs ADD COLUMN deleted_ms INTEGER;",
+    // v6: MLflow's model registry (`registered_model_name=`, `register_model`,
+    // `models:/name/1`): workspace-wide, each kept as the JSON the API returns.
+    r#"
+CREATE TABLE registered_models (
+    name       TEXT PRIMARY KEY,
+    doc        TEXT NOT NULL
+);
+CREATE TABLE model_versions (
+    name       TEXT NOT NULL REFERENCES registered_models(name),
+    version    INTEGER NOT NULL,
+    doc        TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+"#,
 ];
 
 /// v1 run states. The string forms are what `run show` prints.
@@ -1067,14 +1081,98 @@ impl Store {
         Ok(out)
     }
 
+    pub fn registered_model(&self, name: &str) -> StoreResult<Option<Value>> {
+        self.doc_query(
+            "SELECT doc FROM registered_models WHERE name = ?1",
+            params![name],
+        )
+        .map(|mut docs| docs.pop())
+    }
+
+    /// Every registered model, by name.
+    pub fn registered_models(&self) -> StoreResult<Vec<Value>> {
+        self.doc_query("SELECT doc FROM registered_models ORDER BY name", [])
+    }
+
+    pub fn put_registered_model(&self, name: &str, doc: &Value) -> StoreResult<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO registered_models(name, doc) VALUES (?1, ?2)",
+            params![name, doc.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Removes the model and its versions.
+    pub fn delete_registered_model(&self, name: &str) -> StoreResult<()> {
+        self.exec("DELETE FROM model_versions WHERE name = ?1", [name])?;
+        self.exec("DELETE FROM registered_models WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    pub fn model_version(&self, name: &str, version: i64) -> StoreResult<Option<Value>> {
+        self.doc_query(
+            "SELECT doc FROM model_versions WHERE name = ?1 AND version = ?2",
+            params![name, version],
+        )
+        .map(|mut docs| docs.pop())
+    }
+
+    /// The versions of one model (or of all), newest first.
+    pub fn model_versions(&self, name: Option<&str>) -> StoreResult<Vec<Value>> {
+        match name {
+            Some(name) => self.doc_query(
+                "SELECT doc FROM model_versions WHERE name = ?1 ORDER BY version DESC",
+                [name],
+            ),
+            None => self.doc_query(
+                "SELECT doc FROM model_versions ORDER BY name, version DESC",
+                [],
+            ),
+        }
+    }
+
+    /// The number the next version of `name` gets (versions are never reused).
+    pub fn next_model_version(&self, name: &str) -> StoreResult<i64> {
+        Ok(self.conn.query_row_cached(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn put_model_version(&self, name: &str, version: i64, doc: &Value) -> StoreResult<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO model_versions(name, version, doc) VALUES (?1, ?2, ?3)",
+            params![name, version, doc.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_model_version(&self, name: &str, version: i64) -> StoreResult<bool> {
+        Ok(self.exec(
+            "DELETE FROM model_versions WHERE name = ?1 AND version = ?2",
+            params![name, version],
+        )? == 1)
+    }
+
+    fn doc_query(&self, sql: &str, params: impl rusqlite::Params) -> StoreResult<Vec<Value>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for doc in rows {
+            out.push(serde_json::from_str(&doc?).unwrap_or(Value::Null));
+        }
+        Ok(out)
+    }
+
     pub fn delete_logged_model(&self, model_id: &str) -> StoreResult<bool> {
         Ok(self.exec("DELETE FROM logged_models WHERE model_id = ?1", [model_id])? == 1)
     }
 
     /// Record one of a run's inputs or outputs (`kind`: `dataset_inputs`,
-    /// `model_inputs`, `model_outputs`), in the order they were logged.
-    /// Records an input or output once: logging the same dataset (same
-    /// document, context tags included) again adds nothing, as in MLflow.
+    /// `model_inputs`, `model_outputs`), in the order they were logged; the
+    /// same document again (a dataset logged twice, same context) adds
+    /// nothing, as in MLflow.
     pub fn add_run_io(&self, run_id: &str, kind: &str, doc: &Value) -> StoreResult<()> {
         self.exec(
             "INSERT INTO run_io(run_id, kind, doc) SELECT ?1, ?2, ?3 WHERE NOT EXISTS \

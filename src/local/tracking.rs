@@ -9,6 +9,7 @@
 //! many runs at once (the sweep driver registers each child).
 
 mod logged_models;
+mod registry;
 
 use super::mlflow_search;
 use super::runner::MetricHook;
@@ -366,6 +367,11 @@ fn route(call: &Call<'_>, method: &Method, endpoint: &str) -> ApiResult {
         (false, "runs/log-model") => call.log_model_history(),
         _ if endpoint == "logged-models" || endpoint.starts_with("logged-models/") => {
             logged_models::route(call, method, endpoint)
+        }
+        _ if endpoint.starts_with("registered-models/")
+            || endpoint.starts_with("model-versions/") =>
+        {
+            registry::route(call, method, endpoint)
         }
         _ => Err(ApiError(
             StatusCode::NOT_FOUND,
