@@ -178,7 +178,8 @@ fn train_aml_dataset_argument_becomes_the_input_path() {
     let props = &job.body["properties"];
     assert_eq!(
         props["command"],
-        "python train.py --data-path ${{inputs.training_dataset}}"
+        "export training_dataset=${{inputs.training_dataset}}; \
+         python train.py --data-path ${{inputs.training_dataset}}"
     );
     assert_eq!(
         props["inputs"]["training_dataset"]["uri"],
@@ -200,7 +201,8 @@ fn hyperdrive_pair_appends_one_search_space_reference_per_parameter() {
     let props = &job.body["properties"];
     assert_eq!(
         props["trial"]["command"],
-        "python train.py --data-path ${{inputs.training_dataset}} --c ${{search_space.c}}"
+        "export training_dataset=${{inputs.training_dataset}}; \
+         python train.py --data-path ${{inputs.training_dataset}} --c ${{search_space.c}}"
     );
     assert_eq!(
         props["searchSpace"],
@@ -388,7 +390,9 @@ fn dataset_consumption_argument_and_datastore_references_are_rewritten() {
     let props = &job.body["properties"];
     assert_eq!(
         props["command"],
-        "python train.py --raw=${{inputs.raw}} --out ${{outputs.results}}"
+        "export AZUREML_DATAREFERENCE_raw=${{inputs.raw}} \
+         AZUREML_DATAREFERENCE_results=${{outputs.results}}; \
+         python train.py --raw=${{inputs.raw}} --out ${{outputs.results}}"
     );
     assert_eq!(
         props["inputs"]["raw"],
@@ -416,7 +420,8 @@ fn references_to_inputs_whose_names_share_a_prefix_reach_the_right_input() {
     let job = jobs::command_job(&rc, &context(&rc, "refs")).expect("translates");
     assert_eq!(
         job.body["properties"]["command"],
-        "python train.py ${{inputs.data2}} --in=${{inputs.data}} '$AZUREML_DATAREFERENCE_data_other'"
+        "export AZUREML_DATAREFERENCE_data=${{inputs.data}} AZUREML_DATAREFERENCE_data2=${{inputs.data2}}; \
+         python train.py ${{inputs.data2}} --in=${{inputs.data}} '$AZUREML_DATAREFERENCE_data_other'"
     );
 }
 
@@ -432,7 +437,8 @@ fn a_bare_parameter_name_becomes_a_double_dash_flag_on_azure_as_locally() {
     let job = jobs::sweep_job(&rc, &hd, &context(&rc, "bare")).expect("translates");
     assert_eq!(
         job.body["properties"]["trial"]["command"],
-        "python train.py --data-path ${{inputs.training_dataset}} \
+        "export training_dataset=${{inputs.training_dataset}}; \
+         python train.py --data-path ${{inputs.training_dataset}} \
          --learning_rate ${{search_space.learning_rate}} -k ${{search_space.k}}"
     );
 }

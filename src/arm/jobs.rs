@@ -266,7 +266,7 @@ fn trial_pieces(
     let (data, outputs, output_rewrites) = data_inputs(rc)?;
     let (inputs, mut rewrites) = data_bindings(&data, warnings)?;
     rewrites.extend(output_rewrites);
-    let command = base_command(rc, &rewrites, warnings)?;
+    let command = with_data_environment(base_command(rc, &rewrites, warnings)?, &data, &outputs);
     let mut trial = Map::new();
     if let Some(code) = &ctx.code_id {
         trial.insert("codeId".into(), json!(code));
@@ -723,6 +723,45 @@ fn base_command(
         parts.push(quote_with_placeholders(&rewrite_argument(arg, rewrites)));
     }
     Ok(parts.join(" "))
+}
+
+/// v1 also told the script where its data is through environment variables
+/// (a `data` entry's `environmentVariableName`, `AZUREML_DATAREFERENCE_<name>`
+/// for a reference), which scripts read with `os.environ`. v2 sets neither,
+/// so the command exports them from the inputs' and outputs' paths first.
+fn with_data_environment(
+    command: String,
+    data: &[DataInput],
+    outputs: &Map<String, Value>,
+) -> String {
+    let is_variable = |name: &str| {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut exports = Vec::new();
+    for entry in data {
+        let variable = match entry.env_var.as_deref() {
+            Some(var) => var.to_string(),
+            None => format!("AZUREML_DATAREFERENCE_{}", entry.name),
+        };
+        if is_variable(&variable) {
+            exports.push(format!("{variable}=${{{{inputs.{}}}}}", entry.name));
+        }
+    }
+    for name in outputs.keys() {
+        let variable = format!("AZUREML_DATAREFERENCE_{name}");
+        if is_variable(&variable) {
+            exports.push(format!("{variable}=${{{{outputs.{name}}}}}"));
+        }
+    }
+    if exports.is_empty() {
+        command
+    } else {
+        format!("export {}; {command}", exports.join(" "))
+    }
 }
 
 /// `python`, or the image's own interpreter when dependencies are
