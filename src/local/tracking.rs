@@ -591,7 +591,7 @@ impl Call<'_> {
 
     fn run_json(&self, run: &RunRecord) -> Result<Value, ApiError> {
         let store = self.store();
-        let metrics = latest_metrics(&store.metrics(&run.run_id)?);
+        let metrics = store.latest_metrics(&run.run_id)?;
         let params = store.params(&run.run_id)?;
         // MLflow keeps the `mlflow.runName` tag equal to the run name (a run renamed
         // through runs/update included), and scripts filter on it. Parentage is
@@ -1065,19 +1065,6 @@ fn status_from_mlflow(status: &str) -> Option<RunStatus> {
     }
 }
 
-fn latest_metrics(all: &[MetricPoint]) -> Vec<MetricPoint> {
-    let mut latest: BTreeMap<&str, &MetricPoint> = BTreeMap::new();
-    for p in all {
-        let keep = latest
-            .get(p.name.as_str())
-            .is_none_or(|old| (p.step, p.timestamp_ms) >= (old.step, old.timestamp_ms));
-        if keep {
-            latest.insert(&p.name, p);
-        }
-    }
-    latest.into_values().cloned().collect()
-}
-
 fn metric_json(p: &MetricPoint) -> Value {
     let value = if p.value.is_finite() {
         json!(p.value)
@@ -1193,17 +1180,5 @@ mod tests {
         let v = parse_lenient_json(br#"{"key": "loss", "value": NaN, "name": "a NaN b"}"#).unwrap();
         assert!(number_of(&v["value"]).unwrap().is_nan());
         assert_eq!(v["name"], "a NaN b");
-    }
-
-    #[test]
-    fn latest_metric_is_the_highest_step() {
-        let p = |v, step, ts| MetricPoint {
-            name: "a".into(),
-            value: v,
-            step,
-            timestamp_ms: ts,
-        };
-        let got = latest_metrics(&[p(1.0, 2, 5), p(2.0, 1, 9)]);
-        assert_eq!(got[0].value, 1.0);
     }
 }
