@@ -472,6 +472,36 @@ fn data_and_a_data_reference_of_one_name_are_refused() {
     assert!(err.to_string().contains("would both be job input"), "{err}");
 }
 
+/// The service puts the sampled text into the command unquoted, so the
+/// shell split `sgd momentum` into two arguments; v1 passed one.
+#[test]
+fn a_choice_of_texts_with_spaces_reaches_the_script_as_one_argument() {
+    let rc = load_rc("csiebler-hyperdrive.runconfig");
+    let hd_with = |values: &str| {
+        let text = format!(
+            "sampling:\n  type: grid\n  parameter_space:\n    - name: opt\n      expression: choice\n      values: {values}\npolicy:\n  type: NoTermination\nprimary_metric_name: acc\nprimary_metric_goal: maximize\nmax_total_runs: 2\n"
+        );
+        let mut warnings = Vec::new();
+        hdconfig::parse_str(&text, std::path::Path::new("hd.yml"), &mut warnings).expect("parses")
+    };
+    let command = |values: &str| {
+        let job = jobs::sweep_job(&rc, &hd_with(values), &context(&rc, "q")).expect("translates");
+        job.body["properties"]["trial"]["command"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(command(r#"["adam", "sgd"]"#).ends_with(" --opt ${{search_space.opt}}"));
+    assert!(command(r#"["adam", "sgd momentum"]"#).ends_with(" --opt '${{search_space.opt}}'"));
+    assert!(command(r#"["it's", "b"]"#).ends_with(r#" --opt "${{search_space.opt}}""#));
+    let err = jobs::sweep_job(&rc, &hd_with(r#"["it's", "$x"]"#), &context(&rc, "q")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot reach the script unchanged"),
+        "{err}"
+    );
+}
+
 #[test]
 fn local_target_on_azure_is_an_error_with_a_hint() {
     let err = jobs::compute_id(&workspace(), "local").unwrap_err();

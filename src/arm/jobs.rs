@@ -222,8 +222,9 @@ pub fn sweep_job(rc: &RunConfig, hd: &HyperDriveConfig, ctx: &JobContext) -> Spe
     let pieces = trial_pieces(rc, ctx, &mut warnings)?;
     let space = search_space(&hd.parameter_space)?;
     let mut command = pieces.command;
-    for (flag, key) in &space.keys {
-        command.push_str(&format!(" {} ${{{{search_space.{key}}}}}", quote(flag)));
+    for ((flag, key), parameter) in space.keys.iter().zip(&hd.parameter_space) {
+        let placeholder = quoted_placeholder(parameter, &format!("${{{{search_space.{key}}}}}"))?;
+        command.push_str(&format!(" {} {placeholder}", quote(flag)));
     }
     let mut trial = pieces.trial;
     trial.insert("command".into(), json!(command));
@@ -244,6 +245,34 @@ pub fn sweep_job(rc: &RunConfig, hd: &HyperDriveConfig, ctx: &JobContext) -> Spe
     Ok(JobBody {
         body: json!({ "properties": Value::Object(props) }),
         warnings,
+    })
+}
+
+/// The service puts a sampled value into the command as it is, before the
+/// shell reads it: a `choice` of texts with spaces or shell characters
+/// (`"sgd momentum"`) must be quoted there to stay one argument, as v1
+/// passed it. Quotes are chosen so that every value survives.
+fn quoted_placeholder(parameter: &Parameter, placeholder: &str) -> SpecResult<String> {
+    let Expression::Choice(values) = &parameter.expression else {
+        return Ok(placeholder.to_string());
+    };
+    let texts: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
+    if texts.iter().all(|t| crate::shell::is_plain(t)) {
+        return Ok(placeholder.to_string());
+    }
+    if !texts.iter().any(|t| t.contains('\'')) {
+        return Ok(format!("'{placeholder}'"));
+    }
+    if !texts.iter().any(|t| t.contains(['"', '$', '`', '\\'])) {
+        return Ok(format!("\"{placeholder}\""));
+    }
+    Err(JobSpecError::Invalid {
+        message: format!(
+            "hdconfig parameter '{}': a choice holds both a single quote and a shell \
+             character (\", $, `, \\), which cannot reach the script unchanged on Azure",
+            parameter.name
+        ),
+        hint: Some("use values without quotes, e.g. names the script maps to the real text".into()),
     })
 }
 
@@ -734,13 +763,7 @@ fn with_data_environment(
     data: &[DataInput],
     outputs: &Map<String, Value>,
 ) -> String {
-    let is_variable = |name: &str| {
-        let mut chars = name.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
+    let is_variable = crate::shell::is_env_name;
     let mut exports = Vec::new();
     for entry in data {
         let variable = match entry.env_var.as_deref() {
