@@ -502,6 +502,31 @@ fn a_choice_of_texts_with_spaces_reaches_the_script_as_one_argument() {
     );
 }
 
+/// `mpi.nodeCount`/`pytorch.nodeCount` were read and dropped (one node), and
+/// 3 PyTorch processes on 2 nodes became 1 per node.
+#[test]
+fn the_distribution_sections_node_count_is_the_jobs_and_uneven_processes_are_refused() {
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
+    rc.data.clear();
+    rc.communicator = "Mpi".into();
+    rc.mpi.node_count = 3;
+    let job = jobs::command_job(&rc, &context(&rc, "d")).expect("translates");
+    assert_eq!(job.body["properties"]["resources"]["instanceCount"], 3);
+    rc.communicator = "None".into();
+    rc.framework = "PyTorch".into();
+    rc.pytorch.node_count = 2;
+    rc.pytorch.process_count = Some(4);
+    let job = jobs::command_job(&rc, &context(&rc, "d")).expect("translates");
+    assert_eq!(job.body["properties"]["resources"]["instanceCount"], 2);
+    assert_eq!(
+        job.body["properties"]["distribution"]["processCountPerInstance"],
+        2
+    );
+    rc.pytorch.process_count = Some(3);
+    let err = jobs::command_job(&rc, &context(&rc, "d")).unwrap_err();
+    assert!(err.to_string().contains("pytorch.processCount"), "{err}");
+}
+
 #[test]
 fn local_target_on_azure_is_an_error_with_a_hint() {
     let err = jobs::compute_id(&workspace(), "local").unwrap_err();

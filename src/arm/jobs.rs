@@ -395,8 +395,18 @@ fn distribution(rc: &RunConfig, settings: &DistributionSettings) -> SpecResult<O
             "processCountPerInstance": per_node(settings.mpi_process_count_per_node),
         })),
         ("pytorch", _) => {
-            let nodes = rc.node_count.max(1);
+            let nodes = instance_count(rc);
             let total = settings.pytorch_process_count.unwrap_or(nodes);
+            if total % nodes != 0 {
+                return Err(JobSpecError::Unsupported {
+                    field: "pytorch.processCount".into(),
+                    value: total.to_string(),
+                    hint: format!(
+                        "v2 starts the same number of processes on each of the {nodes} nodes: \
+                         use a multiple of {nodes}"
+                    ),
+                });
+            }
             Some(json!({
                 "distributionType": "PyTorch",
                 "processCountPerInstance": (total / nodes).max(1),
@@ -433,9 +443,28 @@ fn distribution(rc: &RunConfig, settings: &DistributionSettings) -> SpecResult<O
     Ok(value)
 }
 
+/// The job's node count: `nodeCount`, else the older `mpi.nodeCount` /
+/// `pytorch.nodeCount` of the runconfig's distribution (v1 read those when
+/// the top-level count was left at 1).
+fn instance_count(rc: &RunConfig) -> u32 {
+    if rc.node_count > 1 {
+        return rc.node_count;
+    }
+    let framework = rc.framework.to_ascii_lowercase();
+    let communicator = rc.communicator.to_ascii_lowercase();
+    let section = if matches!(communicator.as_str(), "mpi" | "openmpi" | "intelmpi") {
+        rc.mpi.node_count
+    } else if framework == "pytorch" {
+        rc.pytorch.node_count
+    } else {
+        1
+    };
+    section.max(1)
+}
+
 /// `resources`: node count, and the docker/kubernetes settings v2 keeps there.
 fn resources(rc: &RunConfig) -> Value {
-    let mut resources = json!({"instanceCount": rc.node_count.max(1)});
+    let mut resources = json!({"instanceCount": instance_count(rc)});
     let docker = &rc.environment.docker;
     let shm = docker.shm_size.as_deref().or(rc.docker.shm_size.as_deref());
     if let Some(shm) = shm.filter(|s| !s.is_empty()) {
