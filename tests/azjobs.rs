@@ -527,6 +527,18 @@ fn the_distribution_sections_node_count_is_the_jobs_and_uneven_processes_are_ref
     assert!(err.to_string().contains("pytorch.processCount"), "{err}");
 }
 
+/// `priority` and `history.outputCollection: false` vanished without a word.
+#[test]
+fn settings_v2_has_no_field_for_are_announced() {
+    let mut rc = load_rc("csiebler-hyperdrive.runconfig");
+    rc.priority = Some(50);
+    rc.history.output_collection = false;
+    let job = jobs::command_job(&rc, &context(&rc, "w")).expect("translates");
+    let said = job.warnings.join("\n");
+    assert!(said.contains("priority (50)"), "{said}");
+    assert!(said.contains("outputCollection"), "{said}");
+}
+
 #[test]
 fn local_target_on_azure_is_an_error_with_a_hint() {
     let err = jobs::compute_id(&workspace(), "local").unwrap_err();

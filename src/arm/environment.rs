@@ -115,10 +115,16 @@ pub fn anonymous(env: &Environment, conda_text: Option<&str>) -> SpecResult<Anon
     } else {
         conda_text.filter(|c| !c.trim().is_empty())
     };
+    // v1's `docker.platform.os`; a Windows image built as Linux would not start.
+    let windows = env
+        .docker
+        .platform
+        .as_ref()
+        .is_some_and(|p| p.os.eq_ignore_ascii_case("windows"));
     let mut properties = json!({
         "image": image,
         "isAnonymous": true,
-        "osType": "Linux",
+        "osType": if windows { "Windows" } else { "Linux" },
     });
     if let Some(conda) = conda {
         properties["condaFile"] = json!(conda);
@@ -177,6 +183,25 @@ mod tests {
             python: PythonSection::default(),
             ..Default::default()
         }
+    }
+
+    /// `docker.platform.os: Windows` was sent as a Linux environment.
+    #[test]
+    fn a_windows_platform_makes_a_windows_environment() {
+        let mut windows = env(None, None, Some("mcr.microsoft.com/windows/servercore"));
+        windows.docker.platform = Some(crate::model::runconfig::Platform {
+            os: "Windows".into(),
+            architecture: "amd64".into(),
+        });
+        assert_eq!(
+            anonymous(&windows, None).unwrap().body["properties"]["osType"],
+            "Windows"
+        );
+        let linux = env(None, None, None);
+        assert_eq!(
+            anonymous(&linux, None).unwrap().body["properties"]["osType"],
+            "Linux"
+        );
     }
 
     #[test]

@@ -292,6 +292,7 @@ fn trial_pieces(
 ) -> SpecResult<TrialPieces> {
     reject_framework(rc)?;
     reject_inexpressible(rc)?;
+    warn_unsent(rc, warnings);
     let (data, outputs, output_rewrites) = data_inputs(rc)?;
     let (inputs, mut rewrites) = data_bindings(&data, warnings)?;
     rewrites.extend(output_rewrites);
@@ -484,6 +485,22 @@ fn resources(rc: &RunConfig) -> Value {
         resources["instanceType"] = json!(instance_type);
     }
     resources
+}
+
+/// Settings v2 jobs have no field for but that do not change what runs:
+/// said once, not dropped in silence.
+fn warn_unsent(rc: &RunConfig, warnings: &mut Vec<String>) {
+    if let Some(priority) = rc.priority {
+        warnings.push(format!(
+            "priority ({priority}) is not sent: v2 jobs have no job priority (the cluster's \
+             queue decides)"
+        ));
+    }
+    if !rc.history.output_collection {
+        warnings.push(
+            "history.outputCollection: false is not sent: v2 always uploads ./outputs".into(),
+        );
+    }
 }
 
 /// Runconfig sections with content that v2 jobs have no place for.
