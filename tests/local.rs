@@ -1362,6 +1362,12 @@ try:
     print("created")
 except MlflowException as e:
     print("name refused", e.error_code)
+# Times a client gives were replaced by the server's clock.
+dated = c.create_run(outer.info.experiment_id, start_time=1000000000000,
+                     tags={"mlflow.parentRunId": outer.info.run_id})
+c.set_terminated(dated.info.run_id, "FINISHED", end_time=1000000005000)
+info = c.get_run(dated.info.run_id).info
+print("times", info.start_time, info.end_time)
 ds = mlflow.data.from_pandas(pandas.DataFrame({"a": [1]}), name="d")
 mlflow.log_input(ds, context="training")
 mlflow.log_input(ds, context="training")
@@ -1383,6 +1389,7 @@ print("inputs", len(c.get_run(outer.info.run_id).inputs.dataset_inputs))
         "{logs}"
     );
     assert!(logs.contains("inputs 1"), "{logs}");
+    assert!(logs.contains("times 1000000000000 1000000005000"), "{logs}");
     assert!(
         logs.contains("step abc 400 INVALID_PARAMETER_VALUE"),
         "{logs}"

@@ -1019,6 +1019,21 @@ impl Store {
         Ok(())
     }
 
+    /// Times a client gave (MLflow's `start_time`/`end_time`), over azml's own.
+    pub fn set_run_times(
+        &self,
+        run_id: &str,
+        start_ms: Option<i64>,
+        end_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        self.exec(
+            "UPDATE runs SET start_ms = COALESCE(?2, start_ms), end_ms = COALESCE(?3, end_ms) \
+             WHERE run_id = ?1",
+            params![run_id, start_ms, end_ms],
+        )?;
+        Ok(())
+    }
+
     /// MLflow's soft delete: `Some(ms)` marks the run deleted, `None` restores it.
     /// Nothing of the run goes; `run list` and `run show` still see it.
     pub fn set_run_deleted(&self, run_id: &str, deleted_ms: Option<i64>) -> StoreResult<()> {

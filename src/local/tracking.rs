@@ -703,6 +703,13 @@ impl Call<'_> {
         let store = self.store();
         let created = store.create_run(&new)?;
         store.mark_running(&created.run_id, std::process::id())?;
+        // A client may date the run itself (`create_run(start_time=…)`).
+        if let Some(start) = self
+            .opt_str("start_time")
+            .and_then(|t| t.parse::<i64>().ok())
+        {
+            store.set_run_times(&created.run_id, Some(start), None)?;
+        }
         let run = store.run(&created.run_id)?;
         drop(store);
         Ok(json!({"run": self.run_json(&run)?}))
@@ -729,6 +736,12 @@ impl Call<'_> {
             // on a FINISHED child marks it FAILED); finish_run keeps the first end.
             if !store.finish_run(&run.run_id, &end)? && status.is_terminal() {
                 store.restate_ended_run(&run.run_id, status)?;
+            }
+            // `set_terminated(…, end_time=…)` dates the end itself.
+            if status.is_terminal()
+                && let Some(end) = self.opt_str("end_time").and_then(|t| t.parse::<i64>().ok())
+            {
+                store.set_run_times(&run.run_id, None, Some(end))?;
             }
         }
         let run = store.run(&run.run_id)?;
