@@ -551,16 +551,17 @@ impl Call<'_> {
         mlflow_search::sort_experiments(&mut matched, &order_by).map_err(invalid)?;
         let (page, next) = self.page_of(matched, 1000);
         let experiments: Vec<Value> = page.into_iter().map(|v| v["experiment"].clone()).collect();
-        let mut out = json!({"experiments": experiments});
-        if let Some(token) = next {
-            out["next_page_token"] = json!(token);
-        }
-        Ok(out)
+        Ok(page_response("experiments", experiments, next))
     }
 
     /// The `order_by` argument: a list of terms (or one, as a string).
     fn order_by_arg(&self) -> Vec<String> {
-        match self.args.get("order_by") {
+        self.string_list_arg("order_by")
+    }
+
+    /// A list-of-strings argument (a query string repeats it, or gives one).
+    fn string_list_arg(&self, name: &str) -> Vec<String> {
+        match self.args.get(name) {
             Some(Value::Array(terms)) => terms
                 .iter()
                 .filter_map(|t| t.as_str().map(str::to_string))
@@ -924,11 +925,7 @@ impl Call<'_> {
         }
         mlflow_search::sort_runs(&mut matched, &order_by).map_err(invalid)?;
         let (page, next) = self.page_of(matched, 1000);
-        let mut out = json!({"runs": page});
-        if let Some(token) = next {
-            out["next_page_token"] = json!(token);
-        }
-        Ok(out)
+        Ok(page_response("runs", page, next))
     }
 }
 
@@ -955,6 +952,15 @@ fn is_sweep_parameter(run: &RunRecord, key: &str) -> bool {
         .get("hyperparameters")
         .and_then(|text| serde_json::from_str::<Map<String, Value>>(text).ok())
         .is_some_and(|sampled| sampled.contains_key(key))
+}
+
+/// A search's answer: the page under `key`, and the next page's token if any.
+fn page_response(key: &str, page: Vec<Value>, next: Option<String>) -> Value {
+    let mut out = json!({ key: page });
+    if let Some(token) = next {
+        out["next_page_token"] = json!(token);
+    }
+    out
 }
 
 fn lifecycle_stage(run: &RunRecord) -> &'static str {

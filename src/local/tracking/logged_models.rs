@@ -266,11 +266,7 @@ impl Call<'_> {
             .iter()
             .filter_map(|view| by_id.remove(view["info"]["model_id"].as_str()?))
             .collect();
-        let mut out = json!({"models": models});
-        if let Some(token) = next {
-            out["next_page_token"] = json!(token);
-        }
-        Ok(out)
+        Ok(super::page_response("models", models, next))
     }
 
     /// `runs/log-inputs`: datasets (`{dataset, tags}`) and models (`{model_id}`).

@@ -271,24 +271,13 @@ impl Call<'_> {
             }
         }
         let (page, next) = self.page_of(matched, 100);
-        let mut out = json!({"registered_models": page});
-        if let Some(token) = next {
-            out["next_page_token"] = json!(token);
-        }
-        Ok(out)
+        Ok(super::page_response("registered_models", page, next))
     }
 
     fn latest_versions(&self) -> ApiResult {
         let name = self.model_name_arg()?;
         self.stored_model(&name)?;
-        let stages: Vec<String> = match self.args.get("stages") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect(),
-            Some(Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
-        };
+        let stages = self.string_list_arg("stages");
         let versions = self.store().model_versions(Some(&name))?;
         Ok(json!({"model_versions": self.latest_per_stage(&versions, &stages)?}))
     }
@@ -458,11 +447,7 @@ impl Call<'_> {
             }
         }
         let (page, next) = self.page_of(matched, 200_000);
-        let mut out = json!({"model_versions": page});
-        if let Some(token) = next {
-            out["next_page_token"] = json!(token);
-        }
-        Ok(out)
+        Ok(super::page_response("model_versions", page, next))
     }
 
     /// Where the version's files are: a logged model's (`models:/<model_id>`)
