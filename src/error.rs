@@ -76,7 +76,6 @@ impl ExitCoded for UserError {
     }
 }
 
-/// The exit code and hint of the first error in the chain that carries one.
 /// The error and its causes joined by ": ", as `{:#}` does, except a cause
 /// the message already spells out: many errors put their source in their
 /// text (`cannot write F: <io error>`), which `{:#}` would print twice.
@@ -95,6 +94,7 @@ pub fn describe(err: &anyhow::Error) -> String {
     text
 }
 
+/// The exit code and hint of the first error in the chain that carries one.
 pub fn exit_code_of(err: &anyhow::Error) -> (i32, Option<String>) {
     for cause in err.chain() {
         if let Some(coded) = as_exit_coded(cause) {

@@ -1108,24 +1108,21 @@ impl Store {
     }
 
     pub fn logged_model(&self, model_id: &str) -> StoreResult<Option<Value>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT doc FROM logged_models WHERE model_id = ?1")?;
-        let doc: Option<String> = stmt.query_row([model_id], |r| r.get(0)).optional()?;
-        Ok(doc.map(|d| serde_json::from_str(&d).unwrap_or(Value::Null)))
+        self.doc_query(
+            "SELECT doc FROM logged_models WHERE model_id = ?1",
+            [model_id],
+        )
+        .map(|mut docs| docs.pop())
     }
 
     /// The logged models of these experiments, newest first.
     pub fn logged_models(&self, experiment_ids: &[i64]) -> StoreResult<Vec<Value>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT doc FROM logged_models WHERE experiment_id = ?1 ORDER BY created_ms DESC",
-        )?;
         let mut out = Vec::new();
         for id in experiment_ids {
-            let rows = stmt.query_map([id], |r| r.get::<_, String>(0))?;
-            for doc in rows {
-                out.push(serde_json::from_str(&doc?).unwrap_or(Value::Null));
-            }
+            out.extend(self.doc_query(
+                "SELECT doc FROM logged_models WHERE experiment_id = ?1 ORDER BY created_ms DESC",
+                [id],
+            )?);
         }
         Ok(out)
     }
