@@ -398,7 +398,7 @@ fn distribution(rc: &RunConfig, settings: &DistributionSettings) -> SpecResult<O
         ("pytorch", _) => {
             let nodes = instance_count(rc);
             let total = settings.pytorch_process_count.unwrap_or(nodes);
-            if total % nodes != 0 {
+            if !total.is_multiple_of(nodes) {
                 return Err(JobSpecError::Unsupported {
                     field: "pytorch.processCount".into(),
                     value: total.to_string(),
