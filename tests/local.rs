@@ -1045,6 +1045,11 @@ print("tagged", client.get_logged_model(info.model_id).tags.get("stage"))
 client.delete_logged_model_tag(info.model_id, "stage")
 print("untagged", "stage" in client.get_logged_model(info.model_id).tags)
 print("outputs", [o.model_id == info.model_id for o in client.get_run(run_id).outputs.model_outputs])
+# Metrics linked to the model (MLflow 3) were kept only in the run.
+mlflow.log_metric("val_acc", 0.8, step=1, model_id=info.model_id)
+mlflow.log_metric("val_acc", 0.9, step=2, model_id=info.model_id)
+print("model metrics", [(x.key, x.value) for x in client.get_logged_model(info.model_id).metrics])
+print("by metric", len(mlflow.search_logged_models(filter_string="metrics.val_acc > 0.85", output_format="list")))
 "#,
     );
     let out = p
@@ -1063,6 +1068,8 @@ print("outputs", [o.model_id == info.model_id for o in client.get_run(run_id).ou
         "tagged dev",
         "untagged False",
         "outputs [True]",
+        "model metrics [('val_acc', 0.9)]",
+        "by metric 1",
     ] {
         assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
     }

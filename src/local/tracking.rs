@@ -788,7 +788,8 @@ impl Call<'_> {
     fn log_metric(&self) -> ApiResult {
         let run = self.writable_run()?;
         let point = self.metric_from(&self.args)?;
-        self.store_metrics(&run.run_id, &[point])?;
+        self.store_metrics(&run.run_id, std::slice::from_ref(&point))?;
+        self.link_model_metrics(&run.run_id, &[(&self.args, &point)])?;
         Ok(json!({}))
     }
 
@@ -861,18 +862,21 @@ impl Call<'_> {
 
     fn log_batch(&self) -> ApiResult {
         let run = self.writable_run()?;
-        let metrics = match self.args.get("metrics") {
+        let raw: Vec<&Map<String, Value>> = match self.args.get("metrics") {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|m| {
                     m.as_object()
                         .ok_or_else(|| invalid("each metric must be an object"))
-                        .and_then(|m| self.metric_from(m))
                 })
-                .collect::<Result<Vec<_>, _>>()?,
+                .collect::<Result<_, _>>()?,
             Some(_) => return Err(invalid("'metrics' must be a list")),
             None => Vec::new(),
         };
+        let metrics = raw
+            .iter()
+            .map(|m| self.metric_from(m))
+            .collect::<Result<Vec<_>, _>>()?;
         let params = self.checked_key_values("params", param)?;
         let tags = self.checked_key_values("tags", tag)?;
         {
@@ -885,6 +889,8 @@ impl Call<'_> {
             }
         }
         self.store_metrics(&run.run_id, &metrics)?;
+        let linked: Vec<_> = raw.iter().copied().zip(&metrics).collect();
+        self.link_model_metrics(&run.run_id, &linked)?;
         Ok(json!({}))
     }
 

@@ -117,6 +117,74 @@ impl Call<'_> {
         Ok(model)
     }
 
+    /// MLflow 3 links a metric to a logged model (`log_metric(…, model_id=)`,
+    /// or the active model): the model then carries it, and
+    /// `search_logged_models("metrics.acc > 0.9")` finds it. The model keeps
+    /// each key's latest value per dataset.
+    pub(super) fn link_model_metrics(
+        &self,
+        run_id: &str,
+        metrics: &[(&Map<String, Value>, &crate::local::store::MetricPoint)],
+    ) -> Result<(), ApiError> {
+        for (raw, point) in metrics {
+            let Some(model_id) = raw
+                .get("model_id")
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+            else {
+                continue;
+            };
+            // The value is the run's whatever the id names; an unknown model
+            // links nothing rather than failing the metric already stored.
+            let Some(mut model) = self.store().logged_model(model_id)? else {
+                continue;
+            };
+            let mut entry = json!({
+                "key": point.name,
+                "value": super::metric_json(point)["value"],
+                "timestamp": point.timestamp_ms,
+                "step": point.step,
+                "run_id": run_id,
+                "model_id": model_id,
+            });
+            for field in ["dataset_name", "dataset_digest"] {
+                if let Some(v) = raw.get(field).filter(|v| v.is_string()) {
+                    entry[field] = v.clone();
+                }
+            }
+            let same = |m: &Value| {
+                m["key"] == entry["key"]
+                    && m["dataset_name"] == entry["dataset_name"]
+                    && m["dataset_digest"] == entry["dataset_digest"]
+            };
+            let mut list: Vec<Value> = model["data"]["metrics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let newer = |m: &Value| {
+                (m["step"].as_i64(), m["timestamp"].as_i64())
+                    > (Some(point.step), Some(point.timestamp_ms))
+            };
+            if list.iter().any(|m| same(m) && newer(m)) {
+                continue;
+            }
+            list.retain(|m| !same(m));
+            list.push(entry);
+            model["data"]["metrics"] = Value::Array(list);
+            // Any run may score a model (an evaluation run), so no write check here.
+            let experiment_id = model["info"]["experiment_id"]
+                .as_str()
+                .and_then(|e| e.parse::<i64>().ok())
+                .unwrap_or_default();
+            let created = model["info"]["creation_timestamp_ms"]
+                .as_i64()
+                .unwrap_or_default();
+            self.store()
+                .put_logged_model(model_id, experiment_id, created, &model)?;
+        }
+        Ok(())
+    }
+
     fn create_logged_model(&self) -> ApiResult {
         let experiment_id = self.str_arg("experiment_id")?;
         let experiment = experiment_id
