@@ -1161,6 +1161,20 @@ print("stage", sorted(client.get_experiment_by_name("beta").tags.items()))
 page = client.search_experiments(max_results=2)
 rest = client.search_experiments(max_results=2, page_token=page.token)
 print("pages", len(page), page.token is not None, len(rest))
+# rename/delete/restore were 404 (ENDPOINT_NOT_FOUND).
+from mlflow.entities import ViewType
+zeta = client.get_experiment_by_name("zeta").experiment_id
+client.rename_experiment(zeta, "omega")
+print("renamed", client.get_experiment(zeta).name)
+client.delete_experiment(zeta)
+print("deleted", client.get_experiment(zeta).lifecycle_stage, "omega" in names(mlflow.search_experiments()),
+      names(mlflow.search_experiments(view_type=ViewType.DELETED_ONLY)))
+try:
+    client.create_run(zeta)
+except mlflow.exceptions.MlflowException as e:
+    print("no runs in a deleted experiment", e.error_code)
+client.restore_experiment(zeta)
+print("restored", client.get_experiment(zeta).lifecycle_stage)
 "#,
     );
     let out = p
@@ -1179,6 +1193,10 @@ print("pages", len(page), page.token is not None, len(rest))
         "stage [('stage', 'prod'), ('team', 'b')]",
         // exps (the run's own), zeta, alpha, beta.
         "pages 2 True 2",
+        "renamed omega",
+        "deleted deleted False ['omega']",
+        "no runs in a deleted experiment INVALID_PARAMETER_VALUE",
+        "restored active",
     ] {
         assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
     }

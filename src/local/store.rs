@@ -184,6 +184,9 @@ SELECT run_id, name, value, is_nan, step, timestamp_ms FROM (
     FROM metrics)
 WHERE newest = 1;
 "#,
+    // v8: MLflow's soft delete of experiments (`delete_experiment`, undone by
+    // `restore_experiment`).
+    "ALTER TABLE experiments ADD COLUMN deleted_ms INTEGER;",
 ];
 
 /// v1 run states. The string forms are what `run show` prints.
@@ -237,6 +240,8 @@ pub struct Experiment {
     pub id: i64,
     pub name: String,
     pub created_ms: i64,
+    /// When MLflow's `delete_experiment` soft-deleted it; `None` while active.
+    pub deleted_ms: Option<i64>,
 }
 
 /// What a caller supplies to create a run; the store fills in the rest.
@@ -471,7 +476,7 @@ impl Store {
         Ok(self
             .conn
             .query_row_cached(
-                "SELECT id, name, created_ms FROM experiments WHERE name = ?1",
+                "SELECT id, name, created_ms, deleted_ms FROM experiments WHERE name = ?1",
                 [name],
                 experiment_from_row,
             )
@@ -482,17 +487,38 @@ impl Store {
         Ok(self
             .conn
             .query_row_cached(
-                "SELECT id, name, created_ms FROM experiments WHERE id = ?1",
+                "SELECT id, name, created_ms, deleted_ms FROM experiments WHERE id = ?1",
                 [id],
                 experiment_from_row,
             )
             .optional()?)
     }
 
+    /// MLflow's `rename_experiment`; false when the new name is taken.
+    pub fn rename_experiment(&self, id: i64, name: &str) -> StoreResult<bool> {
+        let taken = self.experiment_by_name(name)?.is_some_and(|e| e.id != id);
+        if !taken {
+            self.exec(
+                "UPDATE experiments SET name = ?2 WHERE id = ?1",
+                params![id, name],
+            )?;
+        }
+        Ok(!taken)
+    }
+
+    /// MLflow's soft delete of an experiment (`None` restores it); its runs stay.
+    pub fn set_experiment_deleted(&self, id: i64, deleted_ms: Option<i64>) -> StoreResult<()> {
+        self.exec(
+            "UPDATE experiments SET deleted_ms = ?2 WHERE id = ?1",
+            params![id, deleted_ms],
+        )?;
+        Ok(())
+    }
+
     pub fn list_experiments(&self) -> StoreResult<Vec<Experiment>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, name, created_ms FROM experiments ORDER BY id")?;
+            .prepare("SELECT id, name, created_ms, deleted_ms FROM experiments ORDER BY id")?;
         let rows = stmt.query_map([], experiment_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -1359,6 +1385,7 @@ fn experiment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Experiment> {
         id: r.get(0)?,
         name: r.get(1)?,
         created_ms: r.get(2)?,
+        deleted_ms: r.get(3)?,
     })
 }
 

@@ -350,6 +350,9 @@ fn route(call: &Call<'_>, method: &Method, endpoint: &str) -> ApiResult {
         (_, "experiments/search") => call.search_experiments(),
         (false, "experiments/set-experiment-tag") => call.set_experiment_tag(),
         (false, "experiments/delete-experiment-tag") => call.delete_experiment_tag(),
+        (false, "experiments/update") => call.rename_experiment(),
+        (false, "experiments/delete") => call.delete_experiment(true),
+        (false, "experiments/restore") => call.delete_experiment(false),
         (false, "runs/create") => call.create_run(),
         (true, "runs/get") => call.get_run(),
         (false, "runs/update") => call.update_run(),
@@ -451,7 +454,7 @@ impl Call<'_> {
             "experiment_id": exp.id.to_string(),
             "name": exp.name,
             "artifact_location": format!("file://{}", self.shared.root.join("runs").display()),
-            "lifecycle_stage": "active",
+            "lifecycle_stage": if exp.deleted_ms.is_some() { "deleted" } else { "active" },
             "creation_time": exp.created_ms,
             "last_update_time": exp.created_ms,
             "tags": tags,
@@ -479,6 +482,30 @@ impl Call<'_> {
     fn experiment_by_id(&self) -> ApiResult {
         let exp = self.experiment_arg()?;
         Ok(json!({"experiment": self.experiment_json(&exp)?}))
+    }
+
+    /// `experiments/update`: MLflow's `rename_experiment` (its runs follow).
+    fn rename_experiment(&self) -> ApiResult {
+        let exp = self.experiment_arg()?;
+        let name = self.str_arg("new_name")?;
+        crate::config::validate_experiment_name(&name)
+            .map_err(|e| invalid(format!("Invalid experiment name: {e}")))?;
+        if !self.store().rename_experiment(exp.id, &name)? {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "RESOURCE_ALREADY_EXISTS",
+                format!("Experiment '{name}' already exists."),
+            ));
+        }
+        Ok(json!({}))
+    }
+
+    /// `experiments/delete` (soft: searches skip it, its runs stay) and `restore`.
+    fn delete_experiment(&self, delete: bool) -> ApiResult {
+        let exp = self.experiment_arg()?;
+        let stamp = delete.then(|| exp.deleted_ms.unwrap_or_else(now_ms));
+        self.store().set_experiment_deleted(exp.id, stamp)?;
+        Ok(json!({}))
     }
 
     fn set_experiment_tag(&self) -> ApiResult {
@@ -529,10 +556,13 @@ impl Call<'_> {
             mlflow_search::parse_experiment_filter(&self.opt_str("filter").unwrap_or_default())
                 .map_err(invalid)?;
         let order_by = self.order_by_arg();
-        let deleted_only = self.opt_str("view_type").as_deref() == Some("DELETED_ONLY");
+        let view_type = ViewType::parse(self.args.get("view_type"))?;
         let all = self.store().list_experiments()?;
         let mut matched = Vec::new();
-        for exp in &all {
+        for exp in all
+            .iter()
+            .filter(|e| view_type.shows(e.deleted_ms.is_some()))
+        {
             let json = self.experiment_json(exp)?;
             let view = json!({
                 "info": {
@@ -544,7 +574,7 @@ impl Call<'_> {
                 "data": {"tags": json["tags"]},
                 "experiment": json,
             });
-            if !deleted_only && filter.matches(&view) {
+            if filter.matches(&view) {
                 matched.push(view);
             }
         }
@@ -682,12 +712,15 @@ impl Call<'_> {
             None => self.store().run(&self.grant.run_id)?,
         };
         let experiment = match self.opt_str("experiment_id") {
-            Some(id) => {
-                id.parse::<i64>()
-                    .ok()
-                    .and_then(|n| self.store().experiment_by_id(n).ok().flatten())
-                    .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?
-                    .name
+            Some(_) => {
+                let exp = self.experiment_arg()?;
+                if exp.deleted_ms.is_some() {
+                    return Err(invalid(format!(
+                        "The experiment {} must be in the 'active' state. Current state is deleted.",
+                        exp.id
+                    )));
+                }
+                exp.name
             }
             None => parent.experiment_name.clone(),
         };
