@@ -1370,6 +1370,7 @@ kid_id = kid.info.run_id
 # Parentage is a tag in MLflow; azml's own children carry it too.
 found = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{outer.info.run_id}'", output_format="list")
 print("children", len(found), mlflow.get_parent_run(kid_id).info.run_id == outer.info.run_id)
+print("user", bool(c.get_run(kid_id).info.user_id))
 c.update_run(kid_id, name="renamed")
 print("renamed", c.get_run(kid_id).data.tags["mlflow.runName"])
 # More than axum's 2 MiB default in one request.
@@ -1402,12 +1403,16 @@ print("inputs", len(c.get_run(outer.info.run_id).inputs.dataset_inputs))
     let out = p
         .azml()
         .args(["run", "submit-script", "-e", "compat", "compat.py"])
+        // As in many containers: user_id came only from $USER.
+        .env_remove("USER")
+        .env_remove("LOGNAME")
         .output()
         .unwrap();
     let logs = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{logs}");
     assert!(logs.contains("children 1 True"), "{logs}");
     assert!(logs.contains("renamed renamed"), "{logs}");
+    assert!(logs.contains("user True"), "{logs}");
     assert!(logs.contains("big batch True"), "{logs}");
     assert!(
         logs.contains("name refused INVALID_PARAMETER_VALUE"),

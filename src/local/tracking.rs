@@ -661,7 +661,12 @@ impl Call<'_> {
             "run_uuid": run.run_id,
             "run_name": run.display_name.clone().unwrap_or_else(|| run.run_id.clone()),
             "experiment_id": run.experiment_id.to_string(),
-            "user_id": std::env::var("USER").unwrap_or_default(),
+            // The client's own `mlflow.user` (from getpass), else the
+            // environment's: `$USER` is unset in many containers.
+            "user_id": run.tags.get("mlflow.user").cloned()
+                .or_else(|| std::env::var("USER").ok())
+                .or_else(|| std::env::var("LOGNAME").ok())
+                .unwrap_or_default(),
             "status": mlflow_status(run.status),
             "artifact_uri": run_artifact_uri(&self.shared.root, run),
             "lifecycle_stage": lifecycle_stage(run),
