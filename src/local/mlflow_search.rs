@@ -240,7 +240,7 @@ fn sort_by_terms(
 ) {
     items.sort_by(|a, b| {
         for (key, ascending) in terms {
-            let ord = compare_for_sort(key.lookup(a), key.lookup(b), *ascending);
+            let ord = compare_for_sort(key, key.lookup(a), key.lookup(b), *ascending);
             if ord != Ordering::Equal {
                 return ord;
             }
@@ -287,15 +287,18 @@ fn parse_order_term(term: &str, attributes: &[&str]) -> Result<(Key, bool), Stri
     Ok((key, ascending))
 }
 
-/// Missing values last in either direction; numbers by value, else text.
-fn compare_for_sort(a: Option<Value>, b: Option<Value>, ascending: bool) -> Ordering {
+/// Missing values last in either direction. Params and tags are text in
+/// MLflow and sort as text (`'10' < '2'`); metrics and attributes sort by
+/// value when both are numbers.
+fn compare_for_sort(key: &Key, a: Option<Value>, b: Option<Value>, ascending: bool) -> Ordering {
+    let textual = matches!(key.entity, Entity::Param | Entity::Tag);
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,
         (Some(a), Some(b)) => {
             let ord = match (number_of(&a), number_of(&b)) {
-                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+                (Some(x), Some(y)) if !textual => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
                 _ => text_of(&a).cmp(&text_of(&b)),
             };
             if ascending { ord } else { ord.reverse() }
@@ -775,5 +778,17 @@ mod tests {
         sort_runs(&mut runs, &[]).unwrap();
         assert_eq!(ids(&runs), ["d", "c", "b", "a"]);
         assert!(sort_runs(&mut runs, &["metrics.acc sideways".into()]).is_err());
+    }
+
+    /// Params are text in MLflow: `order_by params.lr` sorts '10' before '2'.
+    #[test]
+    fn params_sort_as_text_as_mlflow_stores_them() {
+        let mut runs = vec![
+            run("a", 1, None, "2", None),
+            run("b", 2, None, "10", None),
+            run("c", 3, None, "1e-05", None),
+        ];
+        sort_runs(&mut runs, &["params.lr".into()]).unwrap();
+        assert_eq!(ids(&runs), ["b", "c", "a"]);
     }
 }
