@@ -591,13 +591,26 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 i += 1;
             }
             '\'' | '"' | '`' => {
-                let end = chars[i + 1..]
-                    .iter()
-                    .position(|&x| x == c)
-                    .ok_or_else(|| format!("unclosed {c} in filter"))?;
-                let inner: String = chars[i + 1..i + 1 + end].iter().collect();
+                // SQL's escape, which MLflow's parser (sqlparse) keeps: a
+                // doubled quote inside is one quote (`'it''s'`).
+                let mut inner = String::new();
+                let mut j = i + 1;
+                loop {
+                    match chars.get(j) {
+                        None => return Err(format!("unclosed {c} in filter")),
+                        Some(&x) if x == c && chars.get(j + 1) == Some(&c) => {
+                            inner.push(c);
+                            j += 2;
+                        }
+                        Some(&x) if x == c => break,
+                        Some(&x) => {
+                            inner.push(x);
+                            j += 1;
+                        }
+                    }
+                }
                 tokens.push(Token::Quoted(inner));
-                i += end + 2;
+                i = j + 1;
             }
             '=' | '!' | '<' | '>' => {
                 let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
@@ -778,6 +791,18 @@ mod tests {
         sort_runs(&mut runs, &[]).unwrap();
         assert_eq!(ids(&runs), ["d", "c", "b", "a"]);
         assert!(sort_runs(&mut runs, &["metrics.acc sideways".into()]).is_err());
+    }
+
+    #[test]
+    fn a_doubled_quote_inside_a_string_is_one_quote() {
+        let f = parse_filter("params.lr = 'it''s'").unwrap();
+        assert!(f.matches(&run("a", 1, None, "it's", None)));
+        assert!(parse_filter("params.lr = 'open").is_err());
+        assert!(
+            parse_filter("params.lr = ''")
+                .unwrap()
+                .matches(&run("a", 1, None, "", None))
+        );
     }
 
     /// Params are text in MLflow: `order_by params.lr` sorts '10' before '2'.
