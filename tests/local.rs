@@ -1383,6 +1383,12 @@ for step in ("abc", 1.5, "7"):
         headers={"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]},
         json={"run_id": outer.info.run_id, "key": "m", "value": 1.0, "timestamp": 0, "step": step})
     print("step", step, r.status_code, r.json().get("error_code"))
+# An empty experiment list searched every experiment; a bad id was skipped.
+for ids in ([], ["abc"]):
+    r = requests.post(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/search",
+        headers={"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]},
+        json={"experiment_ids": ids})
+    print("ids", ids, r.status_code, len(r.json().get("runs", [])))
 try:
     c.create_experiment("team/proj v2")
     print("created")
@@ -1429,6 +1435,8 @@ print("inputs", len(c.get_run(outer.info.run_id).inputs.dataset_inputs))
         "{logs}"
     );
     assert!(logs.contains("step 7 200 None"), "{logs}");
+    assert!(logs.contains("ids [] 200 0"), "{logs}");
+    assert!(logs.contains("ids ['abc'] 400 0"), "{logs}");
 }
 
 /// `registered_model_name=` and `mlflow.register_model` failed with 404 on

@@ -942,12 +942,20 @@ impl Call<'_> {
     }
 
     fn search_runs(&self) -> ApiResult {
-        let experiment_ids: Vec<i64> = match self.args.get("experiment_ids") {
-            Some(Value::Array(ids)) => ids
-                .iter()
-                .filter_map(|v| number_of(v).map(|n| n as i64))
-                .collect(),
-            _ => Vec::new(),
+        // A list limits the search to those experiments (an empty one to
+        // none, as MLflow); without one every experiment is searched.
+        let experiment_ids: Option<Vec<i64>> = match self.args.get("experiment_ids") {
+            Some(Value::Array(ids)) => Some(
+                ids.iter()
+                    .map(|v| {
+                        number_of(v)
+                            .filter(|n| n.fract() == 0.0)
+                            .map(|n| n as i64)
+                            .ok_or_else(|| invalid(format!("Invalid experiment id {v}")))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => None,
         };
         let filter = mlflow_search::parse_filter(&self.opt_str("filter").unwrap_or_default())
             .map_err(invalid)?;
@@ -956,7 +964,10 @@ impl Call<'_> {
         let runs = self.store().list_runs(&Default::default())?;
         let mut matched = Vec::new();
         for run in runs {
-            if !experiment_ids.is_empty() && !experiment_ids.contains(&run.experiment_id) {
+            if experiment_ids
+                .as_ref()
+                .is_some_and(|ids| !ids.contains(&run.experiment_id))
+            {
                 continue;
             }
             if !view.shows(run.deleted_ms.is_some()) {
