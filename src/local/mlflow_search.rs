@@ -490,6 +490,14 @@ fn parse_key<'t>(tokens: &'t [Token], attributes: &[&str]) -> Result<(Key, &'t [
         "attribute" | "attributes" | "attr" | "run" => Entity::Attribute,
         other => return Err(format!("invalid entity '{other}' in '{word}'")),
     };
+    // MLflow's alternate run attribute names (`SearchUtils`).
+    let name = match name.as_str() {
+        "created" | "Created" if attributes.contains(&"start_time") => "start_time".to_string(),
+        "run name" | "Run name" | "Run Name" if attributes.contains(&"run_name") => {
+            "run_name".to_string()
+        }
+        _ => name,
+    };
     if entity == Entity::Attribute && !attributes.contains(&name.as_str()) {
         return Err(format!(
             "invalid attribute '{name}' (one of {})",
@@ -791,6 +799,18 @@ mod tests {
         sort_runs(&mut runs, &[]).unwrap();
         assert_eq!(ids(&runs), ["d", "c", "b", "a"]);
         assert!(sort_runs(&mut runs, &["metrics.acc sideways".into()]).is_err());
+    }
+
+    #[test]
+    fn mlflows_alternate_attribute_names_are_read() {
+        let r = run("a", 5, None, "", None);
+        assert!(parse_filter("attributes.created > 4").unwrap().matches(&r));
+        assert!(
+            parse_filter("attributes.`run name` = 'a'")
+                .unwrap()
+                .matches(&r)
+        );
+        assert!(parse_experiment_filter("attributes.created > 4").is_err());
     }
 
     #[test]
