@@ -321,13 +321,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn flags_parse_as_leniently_as_az() {
     let dir = tempdir();
-    let run = |args: &[&str]| {
-        azml()
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .expect("azml runs")
-    };
+    let run = |args: &[&str]| run_in(dir.path(), args);
     let upper = run(&["computetarget", "list", "-o", "TSV", "--query", "[].name"]);
     assert_eq!(String::from_utf8_lossy(&upper.stdout), "local\n");
     let twice = run(&[
@@ -441,6 +435,15 @@ fn submit_with_a_missing_conda_file_exits_1_like_the_other_missing_files() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nosuch.yml not found"), "{stderr}");
+}
+
+/// azml with `args` in `dir`, its output captured.
+fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    azml()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("azml runs")
 }
 
 fn tempdir() -> tempfile::TempDir {
@@ -968,13 +971,7 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
 #[test]
 fn read_only_commands_in_a_folder_that_never_ran_anything_create_no_files() {
     let dir = tempdir();
-    let run = |args: &[&str]| {
-        azml()
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .expect("azml runs")
-    };
+    let run = |args: &[&str]| run_in(dir.path(), args);
     for (args, expected) in [
         (&["run", "list"][..], "[]"),
         (
